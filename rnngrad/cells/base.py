@@ -1,0 +1,57 @@
+"""What every cell shares: the weights of one recurrence and the per-step cache.
+
+Conventions (PyTorch's): gate blocks are stacked along rows of ``weight_ih``/``weight_hh``;
+states are row vectors in batches, shape (B, S); a step Jacobian has shape (B, S, S) with
+``J[b, i, j] = ∂s_t[i] / ∂s_{t-1}[j]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellWeights:
+    """Float tensors of one recurrence (one layer, one direction).
+
+    ``weight_hh``: (G·H, P) where G is the number of gate blocks (1, 3 or 4) and P = H except
+    for an LSTM with ``proj_size`` P, whose ``weight_hr`` (P, H) projects h. ``weight_ih`` is
+    (G·H, I) or None when only the recurrent matrix is known (``--key``).
+    """
+
+    weight_hh: torch.Tensor
+    weight_ih: torch.Tensor | None = None
+    bias_ih: torch.Tensor | None = None
+    bias_hh: torch.Tensor | None = None
+    weight_hr: torch.Tensor | None = None
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """W_ih x + b_ih for a whole sequence batch x of shape (B, T, I): (B, T, G·H)."""
+        rows = self.weight_hh.shape[0]
+        drive = (x @ self.weight_ih.T if self.weight_ih is not None
+                 else x.new_zeros(*x.shape[:-1], rows))
+        return drive + self.bias_ih if self.bias_ih is not None else drive
+
+    def recurrent_drive(self, h: torch.Tensor) -> torch.Tensor:
+        """W_hh h + b_hh for a batch of previous outputs h (B, P): (B, G·H)."""
+        drive = h @ self.weight_hh.T
+        return drive + self.bias_hh if self.bias_hh is not None else drive
+
+    def rest_drive(self, batch: int = 1) -> torch.Tensor:
+        """W_ih·0 + b_ih: the input drive at x = 0, shape (batch, G·H)."""
+        rows = self.weight_hh.shape[0]
+        zero = self.weight_hh.new_zeros(batch, rows)
+        return zero + self.bias_ih if self.bias_ih is not None else zero
+
+
+def sigmoid_slope(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """σ(a) and σ'(a) = σ(a)(1 − σ(a))."""
+    s = torch.sigmoid(a)
+    return s, s * (1 - s)
+
+
+def row_scaled(scale: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """diag(scale_b) @ matrix for each batch row b: (B, R) x (R, C) -> (B, R, C)."""
+    return scale.unsqueeze(-1) * matrix

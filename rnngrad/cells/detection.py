@@ -1,0 +1,216 @@
+"""Find recurrences in a :class:`~rnngrad.loading.WeightBundle` by PyTorch's key patterns.
+
+Recognised under any prefix (``encoder.rnn.``):
+
+- ``nn.RNN/LSTM/GRU``: ``weight_hh_l{k}[_reverse]`` with ``weight_ih_l{k}``, ``bias_ih_l{k}``,
+  ``bias_hh_l{k}`` (optional: ``bias=False``) and, for LSTM ``proj_size``, ``weight_hr_l{k}``;
+- ``nn.RNNCell/LSTMCell/GRUCell``: ``weight_hh`` with ``weight_ih``, ``bias_ih``, ``bias_hh``;
+- any square matrix named with ``--key`` (an Elman recurrence with only W_hh known).
+
+The cell type comes from the ratio of ``weight_hh``'s rows to the hidden size: 1 Elman,
+3 GRU, 4 LSTM. The Elman nonlinearity comes from ``--activation``, else the safetensors
+metadata (``nonlinearity`` or ``<module>.nonlinearity``), else the default tanh.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from ..errors import LoadError, NoRecurrenceError, OptionError
+from ..loading import TensorInfo, WeightBundle
+from . import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence
+
+_LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+_CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
+
+
+def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
+                     activation: str | None = None) -> tuple[Recurrence, ...]:
+    """Every recurrence in the file, in file order; raise if there is none."""
+    if activation is not None and activation not in ACTIVATIONS:
+        raise OptionError(f"--activation {activation!r} is not supported",
+                          f"use one of: {', '.join(ACTIVATIONS)}")
+    found = [_from_key(bundle, key, activation) for key in keys]
+    if not keys:
+        found += _from_patterns(bundle, activation)
+    if not found:
+        raise NoRecurrenceError(_nothing_found_message(bundle),
+                                "name the recurrent matrix with --key NAME "
+                                "(any square matrix), or check the file")
+    _check_stacks(bundle, found)
+    return tuple(found)
+
+
+def unused_tensors(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) -> tuple[str, ...]:
+    used = {name for rec in recurrences for name in rec.tensor_names}
+    return tuple(name for name in bundle.tensors if name not in used)
+
+
+def _nothing_found_message(bundle: WeightBundle) -> str:
+    listed = ", ".join(f"{info.name} {list(info.shape)}" for info in
+                       list(bundle.tensors.values())[:12])
+    more = f" and {len(bundle.tensors) - 12} more" if len(bundle.tensors) > 12 else ""
+    seen = f"it holds {len(bundle.tensors)} tensors: {listed}{more}" if bundle.tensors \
+        else "it holds no tensors"
+    return f"{bundle.path}: no recurrence found ({seen})"
+
+
+def _from_patterns(bundle: WeightBundle, activation: str | None) -> list[Recurrence]:
+    found = []
+    for name in bundle.tensors:
+        match = _LAYER_KEY.match(name)
+        if match:
+            suffix = f"_l{match['layer']}{match['rev'] or ''}"
+            found.append(_build(bundle, name, prefix=match["prefix"], suffix=suffix,
+                                layer=int(match["layer"]),
+                                direction="reverse" if match["rev"] else "forward",
+                                activation=activation, cell_module=False))
+            continue
+        match = _CELL_KEY.match(name)
+        if match:
+            found.append(_build(bundle, name, prefix=match["prefix"], suffix="", layer=0,
+                                direction="forward", activation=activation, cell_module=True))
+    return found
+
+
+def _build(bundle: WeightBundle, name: str, *, prefix: str, suffix: str, layer: int,
+           direction: str, activation: str | None, cell_module: bool) -> Recurrence:
+    tensors = bundle.tensors
+    w_hh = tensors[name]
+    companion = {part: f"{prefix}{part}{suffix}"
+                 for part in ("weight_ih", "bias_ih", "bias_hh", "weight_hr")}
+    w_hr = tensors.get(companion["weight_hr"])
+    hidden, proj = _hidden_and_proj(bundle, w_hh, w_hr)
+    gates = w_hh.shape[0] // hidden
+    cell = CELL_BY_GATE_COUNT.get(gates)
+    if cell is None or gates * hidden != w_hh.shape[0]:
+        raise LoadError(f"{bundle.path}: {name} has shape {list(w_hh.shape)}: rows are not 1, "
+                        f"3 or 4 times the hidden size {hidden}",
+                        "an RNN's weight_hh is H×H, a GRU's 3H×H, an LSTM's 4H×H")
+    if w_hr is not None and cell != "lstm":
+        raise LoadError(f"{bundle.path}: {companion['weight_hr']} (a projection) belongs to an "
+                        f"LSTM, but {name} has {gates} gate blocks", "check the file")
+    w_ih = tensors.get(companion["weight_ih"])
+    input_size = _input_size(bundle, name, w_hh, w_ih)
+    for bias in ("bias_ih", "bias_hh"):
+        _check_bias(bundle, tensors.get(companion[bias]), w_hh, companion[bias])
+    nonlinearity, source = _nonlinearity(bundle, prefix, cell, activation)
+    return Recurrence(
+        module=prefix.removesuffix("."), cell=cell, layer=layer, direction=direction,
+        hidden_size=hidden, input_size=input_size, proj_size=proj, nonlinearity=nonlinearity,
+        nonlinearity_source=source, weight_hh=name,
+        weight_ih=companion["weight_ih"] if w_ih is not None else None,
+        bias_ih=companion["bias_ih"] if companion["bias_ih"] in tensors else None,
+        bias_hh=companion["bias_hh"] if companion["bias_hh"] in tensors else None,
+        weight_hr=companion["weight_hr"] if w_hr is not None else None,
+        missing=() if w_ih is not None else (companion["weight_ih"],),
+        cell_module=cell_module)
+
+
+def _hidden_and_proj(bundle: WeightBundle, w_hh: TensorInfo,
+                     w_hr: TensorInfo | None) -> tuple[int, int]:
+    if len(w_hh.shape) != 2:
+        raise LoadError(f"{bundle.path}: {w_hh.name} has shape {list(w_hh.shape)}, "
+                        "not a matrix", "weight_hh must be 2-D")
+    rows, cols = w_hh.shape
+    if w_hr is None:
+        hidden, proj = cols, 0
+    else:
+        if len(w_hr.shape) != 2 or w_hr.shape[0] != cols:
+            raise LoadError(f"{bundle.path}: {w_hr.name} has shape {list(w_hr.shape)}, "
+                            f"which does not match {w_hh.name} {list(w_hh.shape)}",
+                            "an LSTM with proj_size P has weight_hh 4H×P and weight_hr P×H")
+        hidden, proj = w_hr.shape[1], cols
+    if hidden == 0 or rows == 0:
+        raise LoadError(f"{bundle.path}: {w_hh.name} has shape {list(w_hh.shape)}: "
+                        "hidden size 0", "the recurrence is empty; check the file")
+    if rows % hidden:
+        raise LoadError(f"{bundle.path}: {w_hh.name} has shape {list(w_hh.shape)}, not square "
+                        f"(rows are not a multiple of the hidden size {hidden})",
+                        "an RNN's weight_hh is H×H, a GRU's 3H×H, an LSTM's 4H×H")
+    return hidden, proj
+
+
+def _input_size(bundle: WeightBundle, name: str, w_hh: TensorInfo,
+                w_ih: TensorInfo | None) -> int | None:
+    if w_ih is None:
+        return None
+    if len(w_ih.shape) != 2 or w_ih.shape[0] != w_hh.shape[0]:
+        raise LoadError(f"{bundle.path}: {w_ih.name} has shape {list(w_ih.shape)} but "
+                        f"{name} has {list(w_hh.shape)}: their row counts must agree",
+                        "weight_ih is (G·H)×I and weight_hh (G·H)×H for the same G·H")
+    return w_ih.shape[1]
+
+
+def _check_bias(bundle: WeightBundle, bias: TensorInfo | None, w_hh: TensorInfo,
+                name: str) -> None:
+    if bias is not None and bias.shape != (w_hh.shape[0],):
+        raise LoadError(f"{bundle.path}: {name} has shape {list(bias.shape)}, expected "
+                        f"[{w_hh.shape[0]}] to match {w_hh.name}", "check the file")
+
+
+def _nonlinearity(bundle: WeightBundle, prefix: str, cell: str,
+                  activation: str | None) -> tuple[str, str]:
+    if cell != "rnn":
+        return "sigmoid/tanh", "cell"
+    if activation is not None:
+        return activation, "option"
+    for key in (f"{prefix}nonlinearity", "nonlinearity"):
+        value = bundle.metadata.get(key)
+        if value is not None:
+            if value not in ACTIVATIONS:
+                raise LoadError(f"{bundle.path}: metadata {key}={value!r} is not a supported "
+                                "nonlinearity", "override it with --activation tanh|relu")
+            return value, "metadata"
+    return "tanh", "default"
+
+
+def _from_key(bundle: WeightBundle, key: str, activation: str | None) -> Recurrence:
+    info = bundle.tensors.get(key)
+    if info is None:
+        names = ", ".join(list(bundle.tensors)[:12])
+        raise OptionError(f"--key {key!r}: no such tensor in {bundle.path}",
+                          f"tensors in the file: {names}")
+    if len(info.shape) != 2 or info.shape[0] != info.shape[1] or info.shape[0] == 0:
+        raise OptionError(f"--key {key!r} has shape {list(info.shape)}, not a non-empty square "
+                          "matrix", "--key names a recurrent matrix W_rec of shape H×H")
+    return Recurrence(module=key, cell="rnn", layer=0, direction="forward",
+                      hidden_size=info.shape[0], input_size=None, proj_size=0,
+                      nonlinearity=activation or "tanh",
+                      nonlinearity_source="option" if activation else "default",
+                      weight_hh=key, missing=("input weights (not named by --key)",),
+                      cell_module=True)
+
+
+def _check_stacks(bundle: WeightBundle, found: list[Recurrence]) -> None:
+    """Layers of a module must run 0..L-1, with matching directions and widths."""
+    stacks: dict[str, list[Recurrence]] = defaultdict(list)
+    for rec in found:
+        if not rec.cell_module:
+            stacks[rec.module].append(rec)
+    for module, recs in stacks.items():
+        layers = sorted({rec.layer for rec in recs})
+        absent = sorted(set(range(layers[-1] + 1)) - set(layers))
+        if absent:
+            raise LoadError(f"{bundle.path}: module {module or '(top)'} has layers "
+                            f"{layers} but no layer {absent[0]}",
+                            "a stacked RNN needs every layer from 0 up; check the file")
+        if len({rec.cell for rec in recs}) > 1:
+            raise LoadError(f"{bundle.path}: module {module or '(top)'} mixes cell types",
+                            "check the file")
+        _check_widths(bundle, module, recs)
+
+
+def _check_widths(bundle: WeightBundle, module: str, recs: list[Recurrence]) -> None:
+    by_layer: dict[int, list[Recurrence]] = defaultdict(list)
+    for rec in recs:
+        by_layer[rec.layer].append(rec)
+    for layer in sorted(by_layer)[1:]:
+        below = by_layer[layer - 1]
+        width = sum(rec.output_size for rec in below)
+        for rec in by_layer[layer]:
+            if rec.input_size is not None and rec.input_size != width:
+                raise LoadError(f"{bundle.path}: {rec.weight_ih} takes {rec.input_size} inputs "
+                                f"but layer {layer - 1} of {module or '(top)'} gives {width}",
+                                "the layers of this stack do not fit together; check the file")

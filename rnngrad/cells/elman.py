@@ -1,0 +1,50 @@
+"""Elman cell (``nn.RNN`` / ``nn.RNNCell``), one gate block ``hh``.
+
+    h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   φ = tanh or relu
+    J_t = ∂h_t/∂h_{t-1} = diag(φ'(a_t)) W_hh          (tanh: φ' = 1 − h_t², relu: 1[a_t > 0])
+
+γ = max |φ'| = 1 for both (Pascanu et al. 2013, Sec. 2.1). State s = h, size H.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import CellWeights, row_scaled
+
+NAME = "rnn"
+GATES = ("hh",)
+GATE_COUNT = 1
+
+
+def gamma(nonlinearity: str) -> float:
+    return 1.0
+
+
+def state_size(hidden_size: int, proj_size: int) -> int:
+    return hidden_size
+
+
+def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+    return state
+
+
+def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    """One step from the input drive (B, H) and state (B, H); returns (new state, cache)."""
+    a = drive + w.recurrent_drive(state)
+    if nonlinearity == "relu":
+        h = torch.relu(a)
+        slope = (a > 0).to(a.dtype)
+    else:
+        h = torch.tanh(a)
+        slope = 1 - h * h
+    return h, slope
+
+
+def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str) -> torch.Tensor:
+    """diag(φ'(a_t)) W_hh, shape (B, H, H)."""
+    return row_scaled(cache, w.weight_hh)
+
+
+def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
+    return {"hh": w.weight_hh}

@@ -1,0 +1,229 @@
+"""The ``rnngrad`` command: a thin Typer layer over the library.
+
+parse options -> call the analysis -> render the typed report -> exit code (CONTRACT.md):
+0 ran, 1 a finding at or above ``--fail-on``, 2 any error (one line on stderr, and a JSON error
+object on stdout with ``--format json``). ``--debug`` anywhere on the line shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import OptionError, RnngradError
+from .verdict import FAIL_ON_MATCHES
+
+try:  # typer >= 0.20 vendors click; older releases use the click package
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Will your RNN's gradients vanish or explode? Spectra, per-lag BPTT "
+                       "Jacobians and clipping advice from the weights file. Add --debug "
+                       "anywhere to see tracebacks.")
+_DEBUG = False
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class Activation(str, Enum):
+    tanh = "tanh"
+    relu = "relu"
+
+
+SpectrumFailOn = Enum("SpectrumFailOn", {name: name for name in FAIL_ON_MATCHES}, type=str)
+
+ModelArg = Annotated[Path, typer.Argument(help="Weights file: .safetensors, .pt/.pth/.bin "
+                                          "state dict, or .npz.", show_default=False)]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the output "
+                                                   "to FILE instead of stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+KeyOpt = Annotated[Optional[list[str]], typer.Option("--key", help="Analyse this square "
+                                                     "matrix as W_rec (repeatable).")]
+ActivationOpt = Annotated[Optional[Activation], typer.Option(
+    "--activation", help="Nonlinearity of Elman layers (default: file metadata, else tanh).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnngrad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """rnngrad: vanishing and exploding gradients of RNN weights."""
+
+
+@app.command()
+def inspect(model: ModelArg, key: KeyOpt = None, activation: ActivationOpt = None,
+            format: FormatOpt = Format.table, output: OutputOpt = None,
+            quiet: QuietOpt = False) -> None:
+    """What is in the file: tensors and the recurrences found."""
+    from .analysis import inspect as run_inspect
+
+    with handled(format):
+        report = run_inspect(model, keys=tuple(key or ()), activation=_value(activation))
+        emit(report, format, output)
+
+
+@app.command()
+def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
+                 "--top", "-k", help="How many eigenvalues to list per block.")] = 5,
+             key: KeyOpt = None, activation: ActivationOpt = None,
+             format: FormatOpt = Format.table, output: OutputOpt = None,
+             fail_on: Annotated[SpectrumFailOn, typer.Option(
+                 "--fail-on", help="Exit 1 when a recurrence has this verdict "
+                 "(explosion-possible includes rest-unstable).")] = "never",
+             quiet: QuietOpt = False) -> None:
+    """Eigen- and singular values of every recurrent matrix, Pascanu's bound and a verdict."""
+    from .analysis import spectrum as run_spectrum
+
+    with handled(format):
+        with progress(quiet, "spectrum") as on_progress:
+            report = run_spectrum(model, keys=tuple(key or ()), activation=_value(activation),
+                                  top=top, on_progress=on_progress)
+        emit(report, format, output)
+        matches = FAIL_ON_MATCHES[_value(fail_on)]
+        if any(item.verdict in matches for item in report.recurrences):
+            raise typer.Exit(1)
+
+
+# --- shared plumbing ------------------------------------------------------------------------
+
+
+def _value(option: Any) -> Any:
+    return option.value if isinstance(option, Enum) else option
+
+
+def emit(report: Any, fmt: Format, output: Path | None) -> None:
+    """Render ``report`` in ``fmt`` to ``output`` (a file) or stdout."""
+    fmt_name = _value(fmt)
+    if fmt_name == "table":
+        from .render.console import render_console
+
+        if output is None:
+            render_console(report, Console())
+        else:
+            with _output_file(output) as handle:
+                render_console(report, Console(file=handle, width=100, no_color=True))
+        return
+    from .render import render_text
+
+    text = render_text(report, fmt_name)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with _output_file(output) as handle:
+            handle.write(text)
+
+
+@contextlib.contextmanager
+def _output_file(path: Path) -> Iterator[Any]:
+    try:
+        handle = path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise OptionError(f"--output {path}: cannot be written ({exc.strerror})",
+                          "choose a writable path") from None
+    with handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def handled(fmt: Format) -> Iterator[None]:
+    """Turn an :class:`RnngradError` into one line on stderr (+ JSON error) and exit 2."""
+    try:
+        yield
+    except RnngradError as exc:
+        fail(exc.message, exc.hint, json_mode=_value(fmt) == "json")
+
+
+def fail(message: str, hint: str, *, json_mode: bool) -> None:
+    if _DEBUG:
+        import traceback
+
+        traceback.print_exc()
+    if json_mode:
+        from .render.json_report import render_error_json
+
+        sys.stdout.write(render_error_json(message, hint))
+    line = f"rnngrad: error: {message}" + (f"; {hint}" if hint else "")
+    sys.stderr.write(" ".join(line.split()) + "\n")
+    raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def progress(quiet: bool, what: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A Rich progress bar on stderr, only when stderr is a terminal and not --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"{what} {{task.description}}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=None)
+
+    def update(done: int, total: int, label: str) -> None:
+        bar.update(task, completed=done, total=total, description=label)
+
+    with bar:
+        yield update
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script: errors become one line and exit code 2."""
+    global _DEBUG
+    args = list(sys.argv[1:] if argv is None else argv)
+    _DEBUG = "--debug" in args
+    args = [arg for arg in args if arg != "--debug"]
+    json_mode = _json_requested(args)
+    try:
+        code = app(args=args, prog_name="rnngrad", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("rnngrad: aborted\n")
+        sys.exit(130)
+    except UsageError as exc:
+        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
+        _exit_with(exc.format_message(), " ".join(f"see `rnngrad {command} --help`".split()),
+                   json_mode)
+    except ClickException as exc:
+        _exit_with(exc.format_message(), "see `rnngrad --help`", json_mode)
+    except RnngradError as exc:
+        _exit_with(exc.message, exc.hint, json_mode)
+    except MemoryError:
+        _exit_with("out of memory", "analyse fewer lags or a smaller --batch", json_mode)
+    except Exception as exc:  # a bug: still one line, never a traceback, unless --debug
+        if _DEBUG:
+            raise
+        _exit_with(f"internal error: {type(exc).__name__}: {exc}",
+                   "rerun with --debug and report the traceback", json_mode)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_with(message: str, hint: str, json_mode: bool) -> None:
+    try:
+        fail(message, hint, json_mode=json_mode)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+def _json_requested(args: list[str]) -> bool:
+    pairs = zip(args, args[1:] + [""])
+    return any(arg in ("--format=json", "-fjson") or (arg in ("--format", "-f") and nxt == "json")
+               for arg, nxt in pairs)
