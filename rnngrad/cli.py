@@ -103,6 +103,122 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
             raise typer.Exit(1)
 
 
+class State(str, Enum):
+    all = "all"
+    h = "h"
+    c = "c"
+
+
+class Dtype(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+class Loss(str, Enum):
+    readout = "readout"
+    mse = "mse"
+    ce = "ce"
+
+
+class ClipRule(str, Enum):
+    pascanu = "pascanu"
+    autoclip = "autoclip"
+
+
+class ProfileFailOn(str, Enum):
+    never = "never"
+    exploding = "exploding"
+    vanishing = "vanishing"
+    unhealthy = "unhealthy"
+
+
+PROFILE_FAIL_ON = {"never": frozenset(), "exploding": frozenset({"exploding"}),
+                   "vanishing": frozenset({"vanishing"}),
+                   "unhealthy": frozenset({"exploding", "vanishing"})}
+PROBE = "Probe"
+THRESHOLDS = "Thresholds and loss"
+
+
+@app.command()
+def bptt(model: ModelArg,
+         lags: Annotated[str, typer.Option("--lags", "-l", help="Lags: 1..100, 1..1000:10, "
+                                           "1,2,5,10 or log:1..1000:20.")] = "1..100",
+         inputs: Annotated[Optional[Path], typer.Option(
+             "--inputs", help="Probe sequences .npy, (B, T, I) or (T, I).",
+             rich_help_panel=PROBE)] = None,
+         tokens: Annotated[bool, typer.Option(
+             "--tokens", help="Random token ids through the file's embedding.",
+             rich_help_panel=PROBE)] = False,
+         tokens_file: Annotated[Optional[Path], typer.Option(
+             "--tokens-file", help="Token ids .npy (B, T) through the embedding.",
+             rich_help_panel=PROBE)] = None,
+         batch: Annotated[int, typer.Option(help="Probe sequences.", rich_help_panel=PROBE)] = 16,
+         steps: Annotated[int, typer.Option(help="Analysed steps (longest lag).",
+                                            rich_help_panel=PROBE)] = 100,
+         burn_in: Annotated[int, typer.Option(help="Steps run before the analysed window.",
+                                              rich_help_panel=PROBE)] = 50,
+         seed: Annotated[int, typer.Option(help="Seed of the probe and readout.",
+                                           rich_help_panel=PROBE)] = 0,
+         input_scale: Annotated[float, typer.Option(help="Std of Gaussian inputs.",
+                                                    rich_help_panel=PROBE)] = 1.0,
+         state: Annotated[State, typer.Option(help="LSTM: all = [h; c], or the h or c block.")
+                          ] = State.all,
+         vanish_below: Annotated[float, typer.Option(
+             help="Vanishing when the norm at the largest lag is below this.",
+             rich_help_panel=THRESHOLDS)] = 1e-4,
+         explode_above: Annotated[float, typer.Option(
+             help="Exploding when the norm at any lag is above this.",
+             rich_help_panel=THRESHOLDS)] = 1e4,
+         loss: Annotated[Loss, typer.Option(help="Probe loss: random unit readout of s_T, or "
+                                            "MSE / cross-entropy through the file's head.",
+                                            rich_help_panel=THRESHOLDS)] = Loss.readout,
+         targets: Annotated[Optional[Path], typer.Option(
+             help="Targets .npy for --loss mse (B, C) or ce (B,).",
+             rich_help_panel=THRESHOLDS)] = None,
+         clip_rule: Annotated[ClipRule, typer.Option(help="Rule for the clip threshold.",
+                                                     rich_help_panel=THRESHOLDS)
+                              ] = ClipRule.pascanu,
+         module: Annotated[Optional[list[str]], typer.Option(
+             "--module", help="Analyse only this module (repeatable).")] = None,
+         save_directions: Annotated[Optional[Path], typer.Option(
+             help="Write the exploding directions to this .safetensors file.")] = None,
+         dtype: Annotated[Dtype, typer.Option(help="Precision of the analysis.")] = Dtype.float64,
+         device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+         max_memory: Annotated[float, typer.Option(help="Refuse analyses needing more GiB.")
+                               ] = 8.0,
+         key: KeyOpt = None, activation: ActivationOpt = None,
+         format: FormatOpt = Format.table, output: OutputOpt = None,
+         fail_on: Annotated[ProfileFailOn, typer.Option(
+             "--fail-on", help="Exit 1 when a recurrence's measured verdict is this.")
+                            ] = ProfileFailOn.never,
+         quiet: QuietOpt = False) -> None:
+    """Per-lag BPTT Jacobian norms on a probe, exploding directions, clip threshold."""
+    from .bptt import BpttOptions, bptt as run_bptt
+    from .probes import ProbeSpec
+
+    with handled(format):
+        kind = "file" if inputs else "tokens" if tokens or tokens_file else "gaussian"
+        spec = ProbeSpec(kind=kind, batch=batch, steps=steps, seed=seed, input_scale=input_scale,
+                         burn_in=burn_in, path=str(inputs or tokens_file or "") or None)
+        options = BpttOptions(lags=lags, probe=spec, state=_value(state), dtype=_value(dtype),
+                              device=device, vanish_below=vanish_below,
+                              explode_above=explode_above, loss=_value(loss),
+                              targets=str(targets) if targets else None,
+                              clip_rule=_value(clip_rule), modules=tuple(module or ()),
+                              keys=tuple(key or ()), activation=_value(activation),
+                              max_memory_gib=max_memory)
+        with progress(quiet, "bptt") as on_progress:
+            report = run_bptt(model, options, on_progress=on_progress)
+        if save_directions is not None:
+            from .directions import save_directions as write_directions
+
+            write_directions(report, save_directions)
+        emit(report, format, output)
+        matches = PROFILE_FAIL_ON[_value(fail_on)]
+        if any(item.verdict in matches for item in report.recurrences):
+            raise typer.Exit(1)
+
+
 # --- shared plumbing ------------------------------------------------------------------------
 
 

@@ -149,3 +149,122 @@ def finite_json(value: Any, _key: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(item) for item in value]
     return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class LagRow:
+    """One lag of a profile: norms are over the probe sequences (geometric mean, min, max).
+
+    ``norm`` is None where it over- or underflows float64; ``log10_norm`` is always finite
+    unless the product is exactly zero (then None, with a reason).
+    """
+
+    lag: int
+    norm: float | None
+    norm_min: float | None
+    norm_max: float | None
+    log10_norm: float
+    log10_norm_min: float
+    log10_norm_max: float
+    frobenius: float | None
+    log10_frobenius: float
+    rate: float | None
+    grad_norm: float | None
+    log10_grad_norm: float
+    flag: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Directions:
+    """The exploding directions at the largest lag (seed: the direction v).
+
+    ``right`` is the state direction at T−ℓ that grows most (top right singular vector, the
+    principal direction over probes), ``left`` where it lands at T. Cosines compare them with
+    the leading eigenvectors of ``reference`` (W_hh for Elman cells, the rest-state Jacobian
+    for gated cells): ``right`` with the left eigenvector, ``left`` with the right one (for a
+    complex pair, the cosine with their real 2-D span).
+    """
+
+    lag: int
+    log10_sigma: float
+    right: tuple[float, ...]
+    left: tuple[float, ...]
+    consistency_right: float
+    consistency_left: float
+    cos_right_leading: float
+    cos_left_leading: float
+    reference: str
+    leading_eigenvalue: tuple[float, float]
+    top_units_right: tuple[int, ...]
+    top_units_left: tuple[int, ...]
+    alignment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurrenceProfile:
+    recurrence: Recurrence
+    state: str
+    state_size: int
+    rows: tuple[LagRow, ...]
+    directions: Directions | None
+    share_beyond_10: float | None
+    share_beyond_100: float | None
+    verdict: str
+    reason: str
+    overflow_step: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BpttReport:
+    model: ModelInfo
+    probe: tuple[tuple[str, Any], ...]
+    options: tuple[tuple[str, Any], ...]
+    recurrences: tuple[RecurrenceProfile, ...]
+    clip: Any
+    notes: tuple[str, ...] = ()
+    command: str = "bptt"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _document(self, {
+            "probe": dict(self.probe),
+            "options": dict(self.options),
+            "recurrences": [_profile_dict(item) for item in self.recurrences],
+            "clip": _clip_dict(self.clip),
+            "notes": list(self.notes),
+        })
+
+
+def _profile_dict(item: RecurrenceProfile) -> dict[str, Any]:
+    data = {**item.recurrence.identity(), "state": item.state, "state_size": item.state_size,
+            "verdict": item.verdict, "reason": item.reason,
+            "overflow_step": item.overflow_step,
+            "share_beyond_10": item.share_beyond_10, "share_beyond_100": item.share_beyond_100,
+            "lags": [_lag_dict(row) for row in item.rows],
+            "directions": None}
+    if item.directions is not None:
+        directions = dataclasses.asdict(item.directions)
+        directions["leading_eigenvalue"] = list(directions["leading_eigenvalue"])
+        data["directions"] = directions
+    return data
+
+
+def _lag_dict(row: LagRow) -> dict[str, Any]:
+    data = dataclasses.asdict(row)
+    for key in ("norm", "norm_min", "norm_max", "frobenius", "grad_norm", "rate"):
+        if data[key] is None:
+            data[f"{key}_reason"] = _reason(row.log10_norm if key != "grad_norm"
+                                            else row.log10_grad_norm)
+    return data
+
+
+def _reason(log10_value: float) -> str:
+    if math.isinf(log10_value) and log10_value < 0:
+        return "the product is exactly zero"
+    return "overflow: beyond float64, see the log10 field" if log10_value > 0 else \
+        "underflow: below float64, see the log10 field"
+
+
+def _clip_dict(clip: Any) -> dict[str, Any] | None:
+    if clip is None:
+        return None
+    return {**dataclasses.asdict(clip), "line": clip.line}

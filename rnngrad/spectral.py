@@ -101,6 +101,14 @@ def _canonical_phase(vector: np.ndarray) -> np.ndarray:
     return vector * (abs(pivot) / pivot)
 
 
+def leading_eigenpair(matrix: np.ndarray) -> tuple[complex, np.ndarray]:
+    """The eigenvalue of largest modulus and its unit eigenvector (complex)."""
+    a = np.asarray(matrix, dtype=np.float64)
+    eig = np.linalg.eigvals(a)
+    value = complex(eig[np.argmax(np.abs(eig))])
+    return value, _leading_eigenvector(a, value)
+
+
 def spectral_norm(matrix: np.ndarray) -> float:
     return float(np.linalg.svd(np.asarray(matrix, dtype=np.float64), compute_uv=False)[0])
 

@@ -53,3 +53,37 @@ def spectrum_verdict(*, cell: str, gamma: float, sigma_max: float, rest_radius: 
     return EXPLOSION_POSSIBLE, (f"γ·σ_max = {bound:.4g} ≥ 1: explosion is possible, not certain "
                                 f"(the condition is necessary, not sufficient); {rest}; "
                                 "measure with `rnngrad bptt`")
+
+
+# --- measured profile (bptt) ----------------------------------------------------------------
+
+VANISHING_MEASURED = "vanishing"
+EXPLODING_MEASURED = "exploding"
+HEALTHY = "healthy"
+PROFILE_VERDICTS = (VANISHING_MEASURED, EXPLODING_MEASURED, HEALTHY)
+
+
+def profile_verdict(rows, *, vanish_below: float, explode_above: float) -> tuple[str, str]:
+    """From the measured per-lag norms (geometric means over probes).
+
+    ``exploding`` when the norm exceeds ``explode_above`` at any analysed lag; ``vanishing``
+    when the norm at the largest analysed lag is below ``vanish_below``; else ``healthy``.
+    """
+    import math
+
+    if not rows:
+        return HEALTHY, "no lags analysed"
+    last = rows[-1]
+    worst = max(rows, key=lambda row: row.log10_norm)
+    rate = 10 ** (last.log10_norm / last.lag) if math.isfinite(last.log10_norm) else 0.0
+    if worst.log10_norm > math.log10(explode_above):
+        return EXPLODING_MEASURED, (f"‖∂s_T/∂s_(T−ℓ)‖ reaches 10^{worst.log10_norm:.3g} at lag "
+                                    f"{worst.lag}, above {explode_above:g}: gradients explode "
+                                    f"(about ×{rate:.4g} per step); clip them")
+    if last.log10_norm < math.log10(vanish_below):
+        return VANISHING_MEASURED, (f"‖∂s_T/∂s_(T−ℓ)‖ falls to 10^{last.log10_norm:.3g} at lag "
+                                    f"{last.lag}, below {vanish_below:g} (about ×{rate:.4g} per "
+                                    "step): the long-range gradient vanishes")
+    return HEALTHY, (f"‖∂s_T/∂s_(T−ℓ)‖ stays between {vanish_below:g} and {explode_above:g} "
+                     f"up to lag {last.lag} (10^{last.log10_norm:.3g} there, ×{rate:.4g} per "
+                     "step)")

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python sample_models/make_samples.py                  # all samples (trains one LSTM, ~1 min)
+    python sample_models/make_samples.py                  # all samples (trains one LSTM, ~1 min CPU)
     python sample_models/make_samples.py --skip-training  # all but adding_task_lstm.safetensors
     python sample_models/make_samples.py --only elman_vanishing lstm_2layer
 
@@ -16,8 +16,10 @@ that its recurrent matrix is orthogonal to ~1e-15.
 Determinism: same PyTorch/numpy versions -> byte-identical files (checked with sha256sum).
 ``torch.save`` output depends on the file's stem (it names the zip's top folder after it),
 and ``np.savez`` stamps the current time into its zip entries, so the ``.npz`` is written by
-``save_npz`` below with a fixed timestamp instead. Training runs a fixed number of steps on 2
-threads with deterministic algorithms; other thread counts or CPUs may change the last bits.
+``save_npz`` below with a fixed timestamp instead; safetensors writes its metadata keys in a
+random order, so ``with_sorted_metadata`` sorts them. Training runs a fixed number of steps on one
+thread with deterministic algorithms; another CPU type or library build may change the last
+bits of the trained weights (and so that file's sha256), not the untrained samples.
 
 See README.md next to this file for what each sample is meant to exercise.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import time
 import zipfile
 from collections.abc import Callable
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 OUT_DIR = Path(__file__).resolve().parent
@@ -46,7 +49,7 @@ ADDING_BATCH = 64
 ADDING_STEPS = 3000
 ADDING_LR = 1e-2
 ADDING_LR_DROP_AT = 2500  # lr x 0.1 for the last 500 steps: settles the final MSE
-ADDING_EVAL_SIZE = 1000
+ADDING_EVAL_SIZE = 10000
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -121,7 +124,24 @@ def state_dict_of(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_safetensors(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    save_file(state_dict_of(module), str(path), metadata=metadata)
+    path.write_bytes(with_sorted_metadata(save(state_dict_of(module), metadata=metadata)))
+
+
+def with_sorted_metadata(data: bytes) -> bytes:
+    """Rewrite a safetensors header with its ``__metadata__`` keys sorted.
+
+    safetensors keeps the metadata in a Rust HashMap, so with two or more keys their order in
+    the header, and hence the file's bytes, changes from run to run. Tensor entries (already
+    in a fixed order) and the data section are kept as they are; the header is re-padded with
+    spaces to a multiple of 8 bytes, as safetensors itself does.
+    """
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + length :]
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
@@ -268,10 +288,10 @@ def train_adding_lstm() -> tuple[AddingLstm, float, float]:
 
 def make_adding_task_lstm(out_dir: Path) -> Path:
     """LSTM(2, 32) + Linear(32, 1) trained on the adding problem (fixed steps, seeded)."""
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     model, mse, baseline = train_adding_lstm()
-    seconds = time.perf_counter() - start
-    print(f"  adding task: {ADDING_STEPS} steps in {seconds:.1f} s, "
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"  adding task: {ADDING_STEPS} steps in {wall:.1f} s wall / {cpu:.1f} s CPU, "
           f"eval MSE {mse:.3e} (predict-1.0 baseline {baseline:.4f})")
     metadata = {
         "task": "adding",
@@ -321,7 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    torch.set_num_threads(2)  # training results depend on the thread count
+    # One intra-op thread: results do not depend on the machine's core count, and on a busy
+    # 2-core machine two OpenMP threads spin-wait and run 5-10x slower than one.
+    torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     names = args.only or list(QUICK_SAMPLES if args.skip_training else ALL_SAMPLES)
     if args.skip_training:

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..report import InspectReport, SpectrumReport
+from ..report import BpttReport, InspectReport, SpectrumReport
 from ..verdict import EXPLOSION_POSSIBLE, REST_UNSTABLE, UNDETERMINED, VANISHING
 from .numbers import fmt, fmt_complex, fmt_shape, top_units
 
@@ -22,6 +22,10 @@ def render_console(report: Any, console: Console) -> None:
         console.print(_inspect(report))
     elif isinstance(report, SpectrumReport):
         console.print(_spectrum(report))
+    elif isinstance(report, BpttReport):
+        from .bptt_console import render_bptt
+
+        console.print(render_bptt(report, verdict_text, model_line, notes_text))
     else:
         console.print(report.rich())
 

@@ -1,0 +1,119 @@
+"""Rich rendering of a :class:`~rnngrad.report.BpttReport`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from ..report import BpttReport, RecurrenceProfile
+from .numbers import fmt
+from .sparkline import sparkline
+
+MAX_ROWS = 12
+
+
+def render_bptt(report: BpttReport, verdict_text, model_line, notes_text) -> Group:
+    probe = dict(report.probe)
+    parts: list[Any] = [model_line(report, "bptt"), Text(_probe_line(probe), style="dim"),
+                        _summary(report, verdict_text)]
+    for item in report.recurrences:
+        parts.append(_details(item, verdict_text))
+    if report.clip is not None:
+        parts.append(_clip(report.clip))
+    parts.append(notes_text(report.notes))
+    return Group(*parts)
+
+
+def _probe_line(probe: dict[str, Any]) -> str:
+    shape = "×".join(str(d) for d in probe.get("shape", []))
+    if probe.get("kind") == "file":
+        return f"probe: {probe.get('path')} ({shape}), zero initial state"
+    return (f"probe: {probe.get('kind')} inputs {shape} (B×T×I), seed {probe.get('seed')}, "
+            f"scale {probe.get('input_scale')}, burn-in {probe.get('burn_in')} steps, "
+            "zero initial state; anchor T = last step")
+
+
+def _summary(report: BpttReport, verdict_text) -> Table:
+    table = Table(title="‖∂s_T/∂s_(T−ℓ)‖ (geometric mean over probes)", title_justify="left")
+    lags = next((item.rows for item in report.recurrences if item.rows), ())
+    first = f"ℓ={lags[0].lag}" if lags else "first"
+    last = f"ℓ={lags[-1].lag}" if lags else "last"
+    for column in ("recurrence", "s", first, last, "per step", "log10 trend", "verdict"):
+        table.add_column(column, justify="right" if column in (first, last, "per step")
+                         else "left")
+    for item in report.recurrences:
+        if not item.rows:
+            table.add_row(item.recurrence.label, item.state, "—", "—", "—", "",
+                          verdict_text(item.verdict))
+            continue
+        first, last = item.rows[0], item.rows[-1]
+        table.add_row(item.recurrence.label, item.state,
+                      _value(first.norm, first.log10_norm), _value(last.norm, last.log10_norm),
+                      fmt(last.rate), sparkline([row.log10_norm for row in item.rows], 12),
+                      verdict_text(item.verdict))
+    return table
+
+
+def _details(item: RecurrenceProfile, verdict_text) -> Group:
+    rec = item.recurrence
+    head = Text.assemble((rec.label, "bold"), f" ({rec.cell}, state {item.state}, size "
+                         f"{item.state_size}): ", verdict_text(item.verdict),
+                         (f"\n  {item.reason}", "italic"))
+    if not item.rows:
+        return Group(head)
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for column in ("lag", "norm", "min", "max", "Frobenius", "‖∂E/∂s‖", ""):
+        table.add_column(column, justify="right")
+    for row in _sample(item.rows):
+        style = {"explode": "bold red", "vanish": "blue"}.get(row.flag or "", "")
+        table.add_row(str(row.lag), _value(row.norm, row.log10_norm),
+                      _value(row.norm_min, row.log10_norm_min),
+                      _value(row.norm_max, row.log10_norm_max),
+                      _value(row.frobenius, row.log10_frobenius),
+                      _value(row.grad_norm, row.log10_grad_norm), row.flag or "", style=style)
+    extra = Text()
+    if len(item.rows) > MAX_ROWS:
+        extra.append(f"  ({MAX_ROWS} of {len(item.rows)} lags shown; --format json has all)\n",
+                     style="dim")
+    if item.share_beyond_10 is not None:
+        extra.append(f"  W_hh gradient from lags > 10: {item.share_beyond_10:.1%}, > 100: "
+                     f"{item.share_beyond_100:.1%}\n")
+    if item.directions is not None:
+        extra.append(_directions(item.directions))
+    return Group(head, table, extra)
+
+
+def _sample(rows: tuple, count: int = MAX_ROWS) -> list:
+    if len(rows) <= count:
+        return list(rows)
+    picks = sorted({round(i * (len(rows) - 1) / (count - 1)) for i in range(count)})
+    return [rows[i] for i in picks]
+
+
+def _value(value: float | None, log10_value: float) -> str:
+    return fmt(value) if value is not None else f"10^{log10_value:.1f}"
+
+
+def _directions(d) -> str:
+    sigma = _value(10 ** d.log10_sigma if abs(d.log10_sigma) < 300 else None, d.log10_sigma)
+    return (f"  exploding direction at lag {d.lag} (σ = {sigma}): "
+            f"units {', '.join(map(str, d.top_units_right))} at T−ℓ → "
+            f"{', '.join(map(str, d.top_units_left))} at T; consistency over probes "
+            f"{d.consistency_right:.2f}\n  |cos| with the leading eigenvectors of the "
+            f"{d.reference}: {d.cos_right_leading:.3f} (at T−ℓ), {d.cos_left_leading:.3f} "
+            f"(at T): {d.alignment}\n")
+
+
+def _clip(clip) -> Text:
+    return Text.assemble(
+        ("Gradient clipping\n", "bold"),
+        f"  parameter-gradient norm over {clip.probes} probes ({clip.loss} loss): mean "
+        f"{fmt(clip.mean)}, median {fmt(clip.median)}, 10th pct {fmt(clip.p10)}, max "
+        f"{fmt(clip.maximum)}; spike ratio max/median {fmt(clip.spike_ratio)}\n",
+        f"  recommended max_norm = {fmt(clip.max_norm)} by {clip.rule_text}; it would clip "
+        f"{clip.clipped_share:.0%} of the probes\n",
+        (f"  {clip.line}\n", "green"),
+        (f"  note: {clip.caveat}", "dim"))
