@@ -332,16 +332,31 @@ def _gradient_norms(group: Group, weights: dict, inputs: torch.Tensor, head: Hea
                                            options.probe.seed)
             leaves = [p for per in params.values() for p in per.values()] + head_params
             grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        total = sum(float(torch.sum(g.double() ** 2)) for g in grads if g is not None)
-        norms.append(np.sqrt(total))
+        norms.append(_joint_norm([g for g in grads if g is not None]))
     return np.asarray(norms)
+
+
+def _joint_norm(tensors: list[torch.Tensor]) -> float:
+    """‖concat(tensors)‖ without squaring large numbers (a scaled sum of squares)."""
+    parts = np.array([float(torch.linalg.vector_norm(t.double())) for t in tensors])
+    if parts.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(parts)):
+        return float("inf")
+    top = parts.max()
+    return float(top * np.sqrt(np.sum((parts / top) ** 2))) if top > 0 else 0.0
 
 
 def _clip(per_group: list[np.ndarray], head: Head | None,
           options: BpttOptions) -> ClipRecommendation | None:
     if not per_group:
         return None
-    norms = np.sqrt(np.sum(np.stack(per_group) ** 2, axis=0))
+    stacked = np.stack(per_group)
+    top = np.max(stacked, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norms = np.where(top > 0, top * np.sqrt(np.sum((stacked / np.where(top > 0, top, 1)) ** 2,
+                                                       axis=0)), 0.0)
+    norms = np.where(np.isfinite(top), norms, np.inf)
     loss = options.loss if head is None else f"{options.loss} through {head.name}"
     return recommend(norms, rule=options.clip_rule, loss=loss)
 

@@ -49,8 +49,13 @@ class ClipRecommendation:
     norms: tuple[float, ...]
     caveat: str = CAVEAT
 
+    overflowed: int = 0
+
     @property
     def line(self) -> str:
+        if not np.isfinite(self.max_norm):
+            return ("no clip threshold: every parameter-gradient norm overflows float64 on these "
+                    "probes; use shorter --steps")
         return f"torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={self.max_norm:.4g})"
 
 
@@ -60,8 +65,13 @@ def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout"
         raise OptionError(f"--clip-rule {rule!r} is not known", f"use one of: {', '.join(RULES)}")
     values = np.asarray(norms, dtype=np.float64)
     finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        finite = np.array([np.inf])
+    if finite.size == 0:  # every probe's gradient overflowed: no statistic to give
+        nan = float("nan")
+        return ClipRecommendation(
+            rule=rule, rule_text=RULE_TEXT[rule], loss=loss, probes=int(values.size),
+            max_norm=nan, mean=nan, median=nan, p10=nan, minimum=nan, maximum=nan,
+            spike_ratio=nan, clipped_share=1.0, norms=tuple(float(v) for v in values),
+            overflowed=int(values.size))
     mean = float(np.mean(finite))
     p10 = float(np.percentile(finite, 10))
     median = float(np.median(finite))
@@ -72,4 +82,4 @@ def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout"
         maximum=float(np.max(finite)),
         spike_ratio=float(np.max(finite) / median) if median > 0 else float("inf"),
         clipped_share=float(np.mean(values > max_norm)),
-        norms=tuple(float(v) for v in values))
+        norms=tuple(float(v) for v in values), overflowed=int(values.size - finite.size))

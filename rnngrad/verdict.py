@@ -14,6 +14,8 @@ spectral radius exceeds 1, otherwise ``undetermined`` (the measured ``bptt`` pro
 
 from __future__ import annotations
 
+# Values within EDGE of 1 count as on the unit circle (rounding of an orthogonal W, say).
+EDGE = 1e-9
 VANISHING = "vanishing-guaranteed"
 EXPLOSION_POSSIBLE = "explosion-possible"
 REST_UNSTABLE = "rest-unstable"
@@ -36,17 +38,17 @@ def spectrum_verdict(*, cell: str, gamma: float, sigma_max: float, rest_radius: 
     bound = gamma * sigma_max
     rest = f"at rest the step Jacobian has ρ = {rest_radius:.4g} and ‖J‖ = {rest_norm:.4g}"
     if cell != "rnn":
-        if rest_radius > 1:
+        if rest_radius > 1 + EDGE:
             return REST_UNSTABLE, (f"gated cell: {rest} > 1, so small states grow and the rest "
                                    "state is unstable; the W_hh blocks alone bound little; "
                                    "measure with `rnngrad bptt`")
         return UNDETERMINED, (f"gated cell: the W_hh blocks alone bound little (the gates "
                               f"rescale every step); {rest}, so it contracts near rest; "
                               "measure the real profile with `rnngrad bptt`")
-    if bound < 1:
+    if bound < 1 - EDGE:
         return VANISHING, (f"γ·σ_max = {bound:.4g} < 1: every step shrinks the backpropagated "
                            f"signal, ‖∂h_T/∂h_(T−ℓ)‖ ≤ {bound:.4g}^ℓ (sufficient for vanishing)")
-    if rest_radius > 1:
+    if rest_radius > 1 + EDGE:
         return REST_UNSTABLE, (f"γ·σ_max = {bound:.4g} ≥ 1 allows explosion, and {rest} > 1: "
                                "the rest state is unstable, small states grow along the "
                                "leading eigenvector")

@@ -1,0 +1,194 @@
+"""Per-lag norms, gradients and shares against PyTorch's own modules (jacrev/autograd)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from oracle import lag_jacobian, spectral_norm
+from rnngrad.bptt import BpttOptions, bptt
+from rnngrad.probes import ProbeSpec
+
+RTOL = 1e-6
+LAGS = (1, 2, 3, 7, 12)
+
+CONFIGS = {
+    "rnn-tanh": (torch.nn.RNN, dict()),
+    "rnn-relu": (torch.nn.RNN, dict(nonlinearity="relu")),
+    "rnn-nobias": (torch.nn.RNN, dict(bias=False)),
+    "rnn-stacked-bidir": (torch.nn.RNN, dict(num_layers=2, bidirectional=True)),
+    "gru": (torch.nn.GRU, dict()),
+    "gru-stacked-bidir": (torch.nn.GRU, dict(num_layers=2, bidirectional=True)),
+    "lstm": (torch.nn.LSTM, dict()),
+    "lstm-stacked": (torch.nn.LSTM, dict(num_layers=2)),
+    "lstm-proj-bidir": (torch.nn.LSTM, dict(proj_size=3, bidirectional=True, num_layers=2)),
+    "lstm-nobias": (torch.nn.LSTM, dict(bias=False)),
+}
+
+
+def make_module(name: str, hidden: int = 7, inputs: int = 4, seed: int = 0) -> torch.nn.Module:
+    cls, kwargs = CONFIGS[name]
+    torch.manual_seed(seed)
+    module = cls(inputs, hidden, batch_first=True, **kwargs).to(torch.float64)
+    with torch.no_grad():  # livelier dynamics than the default init, so lags differ visibly
+        for pname, param in module.named_parameters():
+            if pname.startswith("weight_hh"):
+                param.mul_(2.5)
+    return module
+
+
+def state_dict_of(module: torch.nn.Module, prefix: str = "rnn.") -> dict:
+    return {prefix + k: v for k, v in module.state_dict().items()}
+
+
+def run(module, x: np.ndarray, tmp_path, **overrides):
+    path = tmp_path / "probe.npy"
+    np.save(path, x)
+    options = BpttOptions(lags=",".join(map(str, LAGS)), probe=ProbeSpec(kind="file", path=str(path)),
+                          **overrides)
+    source = {**state_dict_of(module)}
+    if isinstance(module, torch.nn.RNN):
+        from rnngrad.loading import from_state_dict
+
+        source = from_state_dict(source, metadata={"rnn.nonlinearity": module.nonlinearity})
+    return bptt(source, options)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_norms_match_jacrev(name, tmp_path):
+    module = make_module(name)
+    x = np.random.default_rng(1).standard_normal((3, 12, 4))
+    report = run(module, x, tmp_path)
+    expected_count = module.num_layers * (2 if module.bidirectional else 1)
+    assert len(report.recurrences) == expected_count
+    for item in report.recurrences:
+        rec = item.recurrence
+        for row in item.rows:
+            truth = [spectral_norm(lag_jacobian(module, torch.from_numpy(x[b:b + 1]),
+                                                layer=rec.layer,
+                                                reverse=rec.direction == "reverse",
+                                                lag=row.lag)) for b in range(3)]
+            logs = np.log10(truth)
+            assert row.log10_norm == pytest.approx(float(np.mean(logs)), abs=RTOL / math.log(10))
+            assert row.norm_min == pytest.approx(min(truth), rel=RTOL)
+            assert row.norm_max == pytest.approx(max(truth), rel=RTOL)
+            assert row.norm == pytest.approx(10 ** float(np.mean(logs)), rel=RTOL)
+            assert row.rate == pytest.approx(row.norm ** (1 / row.lag), rel=RTOL)
+
+
+@pytest.mark.parametrize("state", ["h", "c"])
+def test_lstm_state_blocks_match_jacrev(state, tmp_path):
+    module = make_module("lstm-proj-bidir")
+    x = np.random.default_rng(2).standard_normal((2, 12, 4))
+    report = run(module, x, tmp_path, state=state)
+    out = module.proj_size
+    block = slice(0, out) if state == "h" else slice(out, out + module.hidden_size)
+    for item in report.recurrences:
+        assert item.state == state
+        rec = item.recurrence
+        for row in item.rows:
+            truth = [spectral_norm(lag_jacobian(module, torch.from_numpy(x[b:b + 1]),
+                                                layer=rec.layer,
+                                                reverse=rec.direction == "reverse",
+                                                lag=row.lag)[block, block]) for b in range(2)]
+            assert row.norm == pytest.approx(10 ** np.mean(np.log10(truth)), rel=RTOL)
+
+
+def test_frobenius_and_gradient_by_lag_match_autograd(tmp_path):
+    module = make_module("gru")
+    x = np.random.default_rng(3).standard_normal((1, 12, 4))
+    report = run(module, x, tmp_path)
+    item = report.recurrences[0]
+    # The readout u is rnngrad's; recover ‖uᵀ P‖ independently from the full Jacobian and u:
+    # the lag-1 gradient is uᵀ J_T, so check consistency across lags via the Jacobians instead.
+    for row in item.rows:
+        jac = lag_jacobian(module, torch.from_numpy(x), lag=row.lag)
+        assert row.frobenius == pytest.approx(float(torch.linalg.matrix_norm(jac)), rel=RTOL)
+        assert row.grad_norm <= spectral_norm(jac) * (1 + 1e-9)
+
+
+def test_gradient_by_lag_equals_autograd_of_readout(tmp_path):
+    """‖∂E/∂s_(T−ℓ)‖ for E = uᵀ s_T, with u read back from the lag-1 gradient direction."""
+    from rnngrad.bptt import _readout
+    import zlib
+
+    module = make_module("rnn-tanh")
+    x = np.random.default_rng(4).standard_normal((1, 12, 4))
+    report = run(module, x, tmp_path)
+    u = _readout(7, 0, zlib.crc32(b"rnn.weight_hh_l0"), torch.float64, "cpu")
+    for row in report.recurrences[0].rows:
+        jac = lag_jacobian(module, torch.from_numpy(x), lag=row.lag)
+        assert row.grad_norm == pytest.approx(float(torch.linalg.vector_norm(u @ jac)), rel=RTOL)
+
+
+def test_w_hh_gradient_shares_match_per_step_autograd(tmp_path):
+    """Share of ∂E/∂W_hh from terms more than k steps back, from per-step copies of W_hh."""
+    from rnngrad.bptt import _readout
+    import zlib
+
+    module = make_module("rnn-tanh")
+    x = np.random.default_rng(5).standard_normal((2, 130, 4))
+    path = tmp_path / "p.npy"
+    np.save(path, x)
+    report = bptt(state_dict_of(module), BpttOptions(lags="1..120", probe=ProbeSpec(
+        kind="file", path=str(path))))
+    u = _readout(7, 0, zlib.crc32(b"rnn.weight_hh_l0"), torch.float64, "cpu")
+    w_ih, w_hh = module.weight_ih_l0.detach(), module.weight_hh_l0.detach()
+    b = (module.bias_ih_l0 + module.bias_hh_l0).detach()
+    shares = {10: [], 100: []}
+    for index in range(2):
+        copies = [w_hh.clone().requires_grad_(True) for _ in range(130)]
+        h = torch.zeros(7, dtype=torch.float64)
+        for t in range(130):
+            h = torch.tanh(w_ih @ torch.from_numpy(x[index, t]) + copies[t] @ h + b)
+        grads = torch.autograd.grad(u @ h, copies)
+        sizes = np.array([float(torch.linalg.matrix_norm(g)) for g in grads])
+        lag = np.arange(129, -1, -1)
+        for k in shares:
+            shares[k].append(sizes[lag > k].sum() / sizes.sum())
+    item = report.recurrences[0]
+    assert item.share_beyond_10 == pytest.approx(np.mean(shares[10]), rel=1e-9)
+    assert item.share_beyond_100 == pytest.approx(np.mean(shares[100]), rel=1e-9, abs=1e-300)
+
+
+def test_clip_norms_match_per_probe_autograd_through_nn_rnn(tmp_path):
+    module = make_module("lstm-stacked")
+    x = np.random.default_rng(6).standard_normal((4, 12, 4))
+    report = run(module, x, tmp_path)
+    expected = []
+    for index in range(4):
+        module.zero_grad()
+        out, _ = module(torch.from_numpy(x[index:index + 1]))
+        u = np.random.default_rng([0, 11, index]).standard_normal(7)
+        u = torch.from_numpy(u / np.linalg.norm(u))
+        (out[0, -1] @ u).backward()
+        expected.append(math.sqrt(sum(float((p.grad ** 2).sum()) for p in module.parameters())))
+    assert report.clip.norms == pytest.approx(expected, rel=1e-9)
+    assert report.clip.rule == "pascanu"
+    assert report.clip.max_norm == pytest.approx(np.mean(expected), rel=1e-9)
+    assert report.clip.spike_ratio == pytest.approx(max(expected) / np.median(expected), rel=1e-9)
+    assert "clip_grad_norm_(model.parameters(), max_norm=" in report.clip.line
+
+
+def test_power_iteration_path_matches_exact_svd(tmp_path):
+    """State size above the exact-SVD cut-off: warm-started power iteration, checked."""
+    module = make_module("rnn-tanh", hidden=80)
+    module.weight_hh_l0.data.mul_(0.5)
+    x = np.random.default_rng(7).standard_normal((2, 12, 4))
+    report = run(module, x, tmp_path)
+    for row in report.recurrences[0].rows:
+        truth = [spectral_norm(lag_jacobian(module, torch.from_numpy(x[b:b + 1]), lag=row.lag))
+                 for b in range(2)]
+        assert row.norm == pytest.approx(10 ** np.mean(np.log10(truth)), rel=RTOL)
+
+
+def test_float32_is_close_to_float64(tmp_path):
+    module = make_module("gru")
+    x = np.random.default_rng(8).standard_normal((2, 12, 4))
+    double = run(module, x, tmp_path)
+    single = run(module, x, tmp_path, dtype="float32")
+    for a, b in zip(double.recurrences[0].rows, single.recurrences[0].rows):
+        assert b.norm == pytest.approx(a.norm, rel=1e-3)
