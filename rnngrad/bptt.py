@@ -200,7 +200,7 @@ def _select(groups: list[Group], modules: tuple[str, ...]) -> list[Group]:
 
 def _probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
     first = group.first
-    missing = [name for rec in group.members for name in rec.missing if rec.input_size is not None]
+    missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
                          "bptt needs the input weights; `rnngrad spectrum` works without them")

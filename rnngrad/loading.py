@@ -159,11 +159,11 @@ def _sniff(head: bytes, file: Path) -> str:
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         raise LoadError(f"{file}: HDF5 (Keras) files are not supported yet",
                         "export the recurrent weights to .safetensors or .npz")
-    if head[:1] == b"\x80" or head[:2] in (b"\x8a\x0a",):
-        raise LoadError(f"{file}: legacy (non-zip) PyTorch pickle format is refused",
-                        "re-save with a current PyTorch: torch.save(model.state_dict(), path)")
-    if len(head) >= 9 and head[8:9] == b"{":
+    if len(head) >= 9 and head[8:9] == b"{":  # before the pickle test: a length may start 0x80
         return "safetensors"
+    if head[:1] == b"\x80":
+        raise LoadError(f"{file}: legacy (non-zip) pickle format is refused: it can run code",
+                        "re-save with a current PyTorch: torch.save(model.state_dict(), path)")
     if len(head) < 8 and file.suffix == ".safetensors":
         raise LoadError(f"{file}: truncated safetensors file ({len(head)} bytes, "
                         "shorter than its 8-byte header length)",

@@ -179,8 +179,7 @@ def _from_key(bundle: WeightBundle, key: str, activation: str | None) -> Recurre
                       hidden_size=info.shape[0], input_size=None, proj_size=0,
                       nonlinearity=activation or "tanh",
                       nonlinearity_source="option" if activation else "default",
-                      weight_hh=key, missing=("input weights (not named by --key)",),
-                      cell_module=True)
+                      weight_hh=key, cell_module=True)
 
 
 def _check_stacks(bundle: WeightBundle, found: list[Recurrence]) -> None:

@@ -1,0 +1,426 @@
+"""Benchmark: rnngrad's per-lag BPTT Jacobian profile vs. plain autograd and vs. the bare chain.
+
+Setup, for each H in ``--sizes`` (default 128, 256, 512, 1024): a seeded tanh
+``nn.RNN(I=16, H)`` in float64 whose W_hh is rescaled to spectral radius 1 (the edge between
+vanishing and exploding), and a probe of B = 4 seeded N(0, 1) input sequences of T = 100
+steps from the zero state. Wanted: the spectral norm ‖∂h_T/∂h_(T−ℓ)‖₂ for every lag
+ℓ = 1..L (L = 100) and every probe. Timed, in one run:
+
+(a) **rnngrad**, two ways:
+    - *whole call*: the public ``rnngrad.bptt.bptt(state_dict, BpttOptions(lags="1..L",
+      probe=ProbeSpec(kind="file", path=<inputs.npy>)))``. Besides the per-lag norms this
+      also gives Frobenius and gradient norms, the exploding directions (two eigen-analyses of
+      W_hh), gradient shares by lag (an autograd replay) and a clipping threshold (per-probe
+      autograd gradients), and it loads, hashes and checks the inputs;
+    - *hot path*: ``run_recurrence`` (forward pass, caches tanh') + ``sweep`` (one backward
+      sweep P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over probes, with a spectral norm at each lag).
+(b) **plain autograd**: for each probe and each lag ℓ, ``torch.autograd.functional.jacobian``
+    (its defaults, i.e. one backward pass per output unit) of the map h_(T−ℓ) ↦ h_T through the
+    same ``nn.RNN`` run over x_(T−ℓ+1..T), started from the true h_(T−ℓ), then
+    ``torch.linalg.matrix_norm(J, 2)``. This is what a user without rnngrad would write; it
+    costs about H backward passes of ℓ steps per lag and probe, i.e. O(H³·L²) in all.
+    It is far too slow to run completely for large H, so:
+      * it is timed completely (all lags, all probes) for H ≤ ``--full-max`` (128), and for
+        larger H when the estimate from the sample below is under ``--full-budget`` s (180);
+      * otherwise only a sample of lags (1, L/4, L/2, 3L/4, L) is timed, on every probe for
+        H ≤ 512 and on the first ``--large-probes`` (1) probe(s) above; the total is then
+        *extrapolated*: a least-squares fit t(ℓ) = a + b·ℓ of the measured per-(probe, lag)
+        times (the cost grows ∝ ℓ; a holds the fixed per-lag cost such as the SVD) is summed
+        over ℓ = 1..L and multiplied by B. Extrapolated totals and the ratios built on them
+        are marked with "~".
+(c) **bare chain**: only the arithmetic no method can avoid, B·L products of H×H float64
+    matrices, ``P = torch.bmm(P, J)`` over L steps batched over B, with the J precomputed
+    random matrices (a pool of at most ``--pool`` distinct (B, H, H) tensors, cycled, so they
+    do not sit in cache). rnngrad's hot path should be close to this.
+
+Correctness: the spectral norms of (a) and (b) must agree to a relative 1e-6 wherever both were
+computed (hot path per probe; whole call on the mean of log10 over probes, as reported); the
+whole call and the hot path must agree with each other too. Asserted.
+
+Targets reported: plain / rnngrad ≥ 50× at H = 256; rnngrad / bare ≤ 2× at H = 512 and 1024,
+for the whole call and for the hot path.
+
+Threads: rnngrad's ``bptt`` runs single-threaded below ``rnngrad.bptt.SMALL_STATE`` (128) and
+with torch's default otherwise; (a) hot path, (b) and (c) run under the same setting so the
+comparison is like for like. Timing: ``time.perf_counter``; (a) and (c) are best of up to
+``--repeats`` interleaved runs (repeating stops once a size's runs took ``--budget`` s); (b) is
+timed once. ``--profile`` adds a cProfile of one whole call per size. ``--quick`` is a smoke
+test (H = 32, 64, L = T = 20, B = 2, plain way sampled and extrapolated at H = 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import rnngrad
+from rnngrad import bptt as bptt_module
+from rnngrad.bptt import BpttOptions, bptt
+from rnngrad.cells import cell_weights
+from rnngrad.cells.detection import find_recurrences
+from rnngrad.jacobians import run_recurrence, sweep
+from rnngrad.loading import from_state_dict
+from rnngrad.probes import ProbeSpec
+
+INPUT_SIZE = 16
+TOLERANCE = 1e-6
+
+
+# --- the model and the probe ------------------------------------------------------------------
+
+
+def make_model(size: int, seed: int) -> nn.RNN:
+    torch.manual_seed(seed * 100003 + size)
+    rnn = nn.RNN(INPUT_SIZE, size, batch_first=True, nonlinearity="tanh").double()
+    with torch.no_grad():
+        w = rnn.weight_hh_l0
+        w /= float(np.max(np.abs(np.linalg.eigvals(w.numpy()))))
+    return rnn.eval()
+
+
+def make_inputs(batch: int, steps: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, steps, INPUT_SIZE, generator=generator, dtype=torch.float64)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --- (a) rnngrad ------------------------------------------------------------------------------
+
+
+def whole_call(state_dict, inputs_path: str, lags: int) -> np.ndarray:
+    """Mean over probes of log10 ‖P_ℓ‖₂, ℓ = 1..lags, from the public bptt call."""
+    options = BpttOptions(lags=f"1..{lags}", probe=ProbeSpec(kind="file", path=inputs_path))
+    report = bptt(state_dict, options)
+    rows = report.recurrences[0].rows
+    assert [row.lag for row in rows] == list(range(1, lags + 1)), "unexpected lags in report"
+    return np.array([row.log10_norm for row in rows])
+
+
+def hot_path(rec, weights, inputs: torch.Tensor, lags: int, readout: torch.Tensor) -> np.ndarray:
+    """Per-probe log10 ‖P_ℓ‖₂ (B, lags) from run_recurrence + sweep alone."""
+    with torch.no_grad():
+        trace = run_recurrence(rec, weights, inputs)
+        profile = sweep(rec, weights, trace, tuple(range(1, lags + 1)),
+                        block=slice(0, rec.state_size), readout=readout)
+    return profile.log10_norm
+
+
+# --- (c) bare chain ---------------------------------------------------------------------------
+
+
+def make_pool(batch: int, size: int, lags: int, pool: int, seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed + 17)
+    return [torch.randn(batch, size, size, generator=generator, dtype=torch.float64)
+            / np.sqrt(size) for _ in range(min(lags, pool))]
+
+
+def bare_chain(pool: list[torch.Tensor], lags: int) -> torch.Tensor:
+    batch, size, _ = pool[0].shape
+    product = torch.eye(size, dtype=torch.float64).expand(batch, size, size).clone()
+    for step in range(lags):
+        product = torch.bmm(product, pool[step % len(pool)])
+    return product
+
+
+# --- (b) plain autograd -----------------------------------------------------------------------
+
+
+@dataclass
+class PlainResult:
+    norms: dict = field(default_factory=dict)   # (probe, lag) -> ‖J‖₂
+    times: dict = field(default_factory=dict)   # (probe, lag) -> seconds
+    extrapolated: bool = False
+    total: float = 0.0
+    fit: tuple[float, float] | None = None
+    probes_sampled: int = 0
+    lags_sampled: tuple[int, ...] = ()
+
+
+def plain_one(rnn: nn.RNN, inputs: torch.Tensor, states: torch.Tensor, probe: int,
+              lag: int) -> float:
+    """‖∂h_T/∂h_(T−lag)‖₂ for one probe, the way a user would compute it with autograd."""
+    steps, size = inputs.shape[1], rnn.hidden_size
+    start = states[probe, steps - lag - 1] if lag < steps else torch.zeros(size,
+                                                                          dtype=torch.float64)
+    window = inputs[probe:probe + 1, steps - lag:]
+
+    def last_state(h0: torch.Tensor) -> torch.Tensor:
+        return rnn(window, h0.view(1, 1, size))[1].view(size)
+
+    jac = torch.autograd.functional.jacobian(last_state, start.clone())
+    return float(torch.linalg.matrix_norm(jac, ord=2))
+
+
+def plain_way(rnn, inputs, lags: int, *, full: bool, sample_lags: tuple[int, ...],
+              sample_probes: int, full_budget: float, log) -> PlainResult:
+    batch = inputs.shape[0]
+    with torch.no_grad():
+        states, _ = rnn(inputs)  # (B, T, H): states[:, t-1] = h_t
+    result = PlainResult()
+
+    def run(probe: int, lag: int) -> None:
+        if (probe, lag) in result.times:
+            return
+        start = time.perf_counter()
+        result.norms[probe, lag] = plain_one(rnn, inputs, states, probe, lag)
+        result.times[probe, lag] = time.perf_counter() - start
+
+    if not full:
+        for probe in range(sample_probes):
+            for lag in sample_lags:
+                run(probe, lag)
+        ells = np.array([lag for _, lag in result.times], dtype=float)
+        secs = np.array(list(result.times.values()))
+        slope, intercept = np.polyfit(ells, secs, 1)
+        estimate = batch * sum(intercept + slope * lag for lag in range(1, lags + 1))
+        result.fit = (float(intercept), float(slope))
+        log(f"plain way sample: t(ℓ) ≈ {intercept:.4f} + {slope:.5f}·ℓ s → full estimate "
+            f"{estimate:.1f} s")
+        if estimate - sum(secs) < full_budget:
+            full = True
+        else:
+            result.extrapolated, result.total = True, float(estimate)
+            result.probes_sampled, result.lags_sampled = sample_probes, tuple(sample_lags)
+    if full:
+        for probe in range(batch):
+            for lag in range(1, lags + 1):
+                run(probe, lag)
+        result.total = float(sum(result.times.values()))
+        result.probes_sampled, result.lags_sampled = batch, tuple(range(1, lags + 1))
+    return result
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def rel_from_logs(log_a: float, log_b: float) -> float:
+    return abs(10.0 ** (log_a - log_b) - 1.0)
+
+
+def best_of(fns: dict, repeats: int, budget: float) -> tuple[dict, dict, dict]:
+    """Interleaved best-of timing of several callables; returns (best, runs, last result)."""
+    times = {name: [] for name in fns}
+    results = {}
+    spent = 0.0
+    for _ in range(max(1, repeats)):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            results[name] = fn()
+            elapsed = time.perf_counter() - start
+            times[name].append(elapsed)
+            spent += elapsed
+        if spent > budget:
+            break
+    return ({n: min(t) for n, t in times.items()}, {n: len(t) for n, t in times.items()},
+            results)
+
+
+def profile_whole(state_dict, inputs_path: str, lags: int, top: int = 22) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    whole_call(state_dict, inputs_path, lags)
+    profiler.disable()
+    buffer = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buffer).strip_dirs().sort_stats("tottime")
+    stats.print_stats(top)
+    return buffer.getvalue()
+
+
+def fmt(seconds: float, approx: bool = False) -> str:
+    text = f"{seconds:.3f}" if seconds < 10 else f"{seconds:.1f}"
+    return f"~{text}" if approx else text
+
+
+def ratio(a: float, b: float, approx: bool = False) -> str:
+    value = a / b
+    text = f"{value:.0f}×" if value >= 100 else f"{value:.2f}×" if value < 10 else f"{value:.1f}×"
+    return f"~{text}" if approx else text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                        help="comma-separated H values (default 128,256,512,1024)")
+    parser.add_argument("--lags", type=int, default=None, help="L, lags 1..L (default 100)")
+    parser.add_argument("--steps", type=int, default=None, help="T, probe length (default 100)")
+    parser.add_argument("--batch", type=int, default=None, help="B, probes (default 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--budget", type=float, default=40.0,
+                        help="stop repeating (a)/(c) for a size once its runs took this many s")
+    parser.add_argument("--full-max", type=int, default=None,
+                        help="time the plain way completely up to this H (default 128)")
+    parser.add_argument("--full-budget", type=float, default=None,
+                        help="...and above it when the rest is estimated under this many s "
+                             "(default 180)")
+    parser.add_argument("--large-probes", type=int, default=1,
+                        help="probes sampled by the plain way above H = 512")
+    parser.add_argument("--pool", type=int, default=8, help="distinct J tensors of the bare chain")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="cProfile one whole call per size")
+    parser.add_argument("--quick", action="store_true", help="small and fast: a smoke test")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    sizes = args.sizes or ([32, 64] if quick else [128, 256, 512, 1024])
+    lags = args.lags or (20 if quick else 100)
+    steps = args.steps or (20 if quick else 100)
+    batch = args.batch or (2 if quick else 4)
+    full_max = args.full_max if args.full_max is not None else (32 if quick else 128)
+    full_budget = args.full_budget if args.full_budget is not None else (0.0 if quick else 180.0)
+    repeats = min(args.repeats, 2) if quick else args.repeats
+    if lags > steps:
+        parser.error(f"--lags {lags} exceeds --steps {steps}")
+    sample_lags = tuple(sorted({1, round(lags / 4), round(lags / 2), round(3 * lags / 4), lags}))
+    default_threads = torch.get_num_threads()
+
+    load = os.getloadavg()
+    lines = [
+        f"# rnngrad BPTT benchmark{' (--quick)' if quick else ''}",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- machine: {platform.machine()}, nproc {os.cpu_count()}",
+        f"- python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"rnngrad {rnngrad.__version__}",
+        f"- load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
+        f"- torch default threads {default_threads}; rnngrad.bptt runs 1 thread below H = "
+        f"{bptt_module.SMALL_STATE}, the default above, and so do (a) hot path, (b), (c) here",
+        f"- tanh nn.RNN(I={INPUT_SIZE}, H) float64, ρ(W_hh) = 1; B = {batch} probes of T = {steps} "
+        f"N(0,1) steps from h_0 = 0; lags 1..{lags}; seed {args.seed}",
+        f"- (a), (c): best of ≤{repeats} interleaved runs; (b): one run; plain way sampled at "
+        f"lags {', '.join(map(str, sample_lags))} where not complete",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+    def log(message: str) -> None:
+        print(f"<!-- {message} -->", flush=True)
+
+    rows, checks, profiles = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            threads = 1 if size < bptt_module.SMALL_STATE else default_threads
+            rnn = make_model(size, args.seed)
+            inputs = make_inputs(batch, steps, args.seed)
+            path = str(Path(tmp) / f"inputs_{size}.npy")
+            np.save(path, inputs.numpy())
+            state_dict = {f"rnn.{k}": v.detach().clone() for k, v in rnn.state_dict().items()}
+            bundle = from_state_dict(state_dict)
+            rec = find_recurrences(bundle)[0]
+            weights = cell_weights(bundle, rec)
+            readout = torch.ones(size, dtype=torch.float64) / np.sqrt(size)
+            pool = make_pool(batch, size, lags, args.pool, args.seed)
+            with torch_threads(threads):
+                best, runs, results = best_of({
+                    "bare": lambda: bare_chain(pool, lags),
+                    "hot": lambda: hot_path(rec, weights, inputs, lags, readout),
+                    "whole": lambda: whole_call(state_dict, path, lags),
+                }, repeats, args.budget)
+                log(f"H={size}: bare {best['bare']:.3f}s, hot {best['hot']:.3f}s, "
+                    f"whole {best['whole']:.3f}s ({threads} thread(s))")
+                full = size <= full_max
+                plain = plain_way(rnn, inputs, lags, full=full, sample_lags=sample_lags,
+                                  sample_probes=batch if size <= 512 else min(args.large_probes,
+                                                                               batch),
+                                  full_budget=full_budget, log=log)
+                log(f"H={size}: plain {'~' if plain.extrapolated else ''}{plain.total:.1f}s")
+                if args.profile:
+                    profiles.append((size, profile_whole(state_dict, path, lags)))
+            del pool
+            hot_logs, whole_logs = results["hot"], results["whole"]
+            # correctness: hot path per probe vs plain; whole call (mean log10) vs plain and hot
+            err_hot = max(rel_from_logs(hot_logs[p, lag - 1], np.log10(norm))
+                          for (p, lag), norm in plain.norms.items())
+            complete = [lag for lag in sorted({lag for _, lag in plain.norms})
+                        if all((p, lag) in plain.norms for p in range(batch))]
+            err_whole = max((rel_from_logs(whole_logs[lag - 1],
+                                           np.mean([np.log10(plain.norms[p, lag])
+                                                    for p in range(batch)]))
+                             for lag in complete), default=float("nan"))
+            err_self = float(np.max(np.abs(10.0 ** (whole_logs - hot_logs.mean(axis=0)) - 1)))
+            checks.append((size, err_hot, err_whole, err_self, len(plain.norms)))
+            rows.append((size, threads, best, runs, plain, whole_logs))
+
+    header = ("| H | thr | (a) whole call [s] | (a) hot path [s] | (b) plain autograd [s] "
+              "| (c) bare chain [s] | plain/whole | plain/hot | whole/bare | hot/bare "
+              "| log10‖P_L‖ |")
+    table = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, threads, best, runs, plain, whole_logs in rows:
+        approx = plain.extrapolated
+        table.append(
+            f"| {size} | {threads} | {fmt(best['whole'])} | {fmt(best['hot'])} "
+            f"| {fmt(plain.total, approx)} | {fmt(best['bare'])} "
+            f"| {ratio(plain.total, best['whole'], approx)} | {ratio(plain.total, best['hot'], approx)} "
+            f"| {ratio(best['whole'], best['bare'])} | {ratio(best['hot'], best['bare'])} "
+            f"| {whole_logs[-1]:.2f} |")
+    notes = ["", "How (b) was obtained:", ""]
+    for size, _, _, runs, plain, _ in rows:
+        if plain.extrapolated:
+            a, b = plain.fit
+            notes.append(f"- H={size}: ~extrapolated from {len(plain.times)} timed jacobians "
+                         f"(probes 0..{plain.probes_sampled - 1}, lags "
+                         f"{', '.join(map(str, plain.lags_sampled))}; "
+                         f"{sum(plain.times.values()):.1f} s measured): fit t(ℓ) = {a:.4f} + "
+                         f"{b:.5f}·ℓ s per probe and lag, summed over ℓ = 1..{lags} × {batch} "
+                         f"probes")
+        else:
+            notes.append(f"- H={size}: timed completely ({len(plain.times)} jacobians)")
+    notes += ["", "Correctness (relative error of ‖∂h_T/∂h_(T−ℓ)‖₂ where both were computed; "
+              f"tolerance {TOLERANCE:g}):", "",
+              "| H | jacobians compared | hot path vs plain (per probe) "
+              "| whole call vs plain (mean log10) | whole call vs hot path |",
+              "|---:|---:|---:|---:|---:|"]
+    worst = 0.0
+    for size, err_hot, err_whole, err_self, count in checks:
+        notes.append(f"| {size} | {count} | {err_hot:.1e} | "
+                     f"{'n/a (no lag on all probes)' if np.isnan(err_whole) else f'{err_whole:.1e}'}"
+                     f" | {err_self:.1e} |")
+        worst = max(worst, err_hot, err_self, 0.0 if np.isnan(err_whole) else err_whole)
+    targets = ["", "Targets:", ""]
+    for size, _, best, _, plain, _ in rows:
+        mark = "~" if plain.extrapolated else ""
+        if size == 256:
+            for name in ("whole", "hot"):
+                value = plain.total / best[name]
+                targets.append(f"- plain/{name} at H=256: {mark}{value:.0f}× "
+                               f"(target ≥ 50×): {'met' if value >= 50 else 'MISSED'}")
+        if size in (512, 1024):
+            for name in ("whole", "hot"):
+                value = best[name] / best["bare"]
+                targets.append(f"- {name}/bare at H={size}: {value:.2f}× (target ≤ 2×): "
+                               f"{'met' if value <= 2 else 'MISSED'}")
+    load = os.getloadavg()
+    targets += ["", f"Load average at end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / "
+                f"{load[2]:.2f}"]
+    print("\n".join(table + notes + targets), flush=True)
+    for size, text in profiles:
+        print(f"\n<details><summary>cProfile of one whole call, H={size} (by tottime)</summary>"
+              f"\n\n```\n{text.strip()}\n```\n</details>")
+    assert worst <= TOLERANCE, f"rnngrad and autograd disagree by {worst:.2e}"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
