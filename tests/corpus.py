@@ -1,7 +1,7 @@
 """Generator for the corpus of broken and hostile input files.
 
 Nothing in this corpus is committed as a binary: every file is produced by
-the code below (``struct``/``json``/``zipfile``/``zlib``/``pickle``/
+the code below (``struct``/``json``/``zlib`` (a hand-written zip)/``pickle``/
 ``torch.save``/``np.save``), so the bytes can be reviewed as source.
 
 Usage::
@@ -29,7 +29,6 @@ import shlex
 import struct
 import sys
 import time
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -74,7 +73,8 @@ class Case:
     path: pathlib.Path
     #: "model", "probe" or "lags".
     kind: str
-    #: Full argv after ``rnngrad`` (for model cases: the ``inspect`` call).
+    #: Full argv after ``rnngrad`` (model cases: the first of ``commands``,
+    #: normally ``inspect``; :meth:`argv` builds the others).
     args: list = field(hash=False)
     #: Lowercase substring(s) the error must contain; "|" = alternatives.
     expect: str
@@ -82,9 +82,8 @@ class Case:
     spec: Optional[str] = None
     #: Reason to skip this case in the current environment (e.g. running as root).
     skip: Optional[str] = None
-
-    def commands(self) -> tuple:
-        return MODEL_COMMANDS if self.kind == "model" else ("bptt",)
+    #: Commands that must refuse this case.
+    commands: tuple = MODEL_COMMANDS
 
     def argv(self, command: Optional[str] = None) -> list:
         """argv (after ``rnngrad``) for ``command``; default: :attr:`args`."""
@@ -354,21 +353,24 @@ class _Spec:
     expect: str
     build: Optional[_Builder] = None
     spec: Optional[str] = None
+    commands: tuple = MODEL_COMMANDS
 
 
 _SPECS: list = []
 
 
-def _model(name: str, filename: str, expect: str):
+def _model(name: str, filename: str, expect: str, commands: tuple = MODEL_COMMANDS):
+    """Register a model-file case.  ``commands``: which of inspect/spectrum/bptt
+    must refuse it (all three unless a case says otherwise)."""
     def deco(fn):
-        _SPECS.append(_Spec(name, "model", filename, expect, fn))
+        _SPECS.append(_Spec(name, "model", filename, expect, fn, None, tuple(commands)))
         return fn
     return deco
 
 
 def _probe(name: str, filename: str, expect: str):
     def deco(fn):
-        _SPECS.append(_Spec(name, "probe", filename, expect, fn))
+        _SPECS.append(_Spec(name, "probe", filename, expect, fn, None, ("bptt",)))
         return fn
     return deco
 
@@ -431,7 +433,7 @@ def _(c, p):
     p.write_bytes(st_pack([1, 2, 3, {"dtype": "F32"}], data))
 
 
-@_model("st_header_duplicate_keys", "hdr_dupkeys.safetensors", "duplicate")
+@_model("st_header_duplicate_keys", "hdr_dupkeys.safetensors", "duplicate|twice")
 def _(c, p):
     header, data = st_layout(c.sd)
     # weight_hh_l0 is defined twice.  The *last* definition is the correct
@@ -781,7 +783,7 @@ LAG_SPECS = {
     "lags_float_exponent": "1e3",
 }
 for _name, _s in LAG_SPECS.items():
-    _SPECS.append(_Spec(_name, "lags", None, "lag", None, _s))
+    _SPECS.append(_Spec(_name, "lags", None, "lag", None, _s, ("bptt",)))
 
 
 # --------------------------------------------------------------------------
@@ -792,6 +794,11 @@ for _name, _s in LAG_SPECS.items():
 def case_specs() -> list:
     """(name, kind) of every case, available without building anything."""
     return [(s.name, s.kind) for s in _SPECS]
+
+
+def case_commands() -> dict:
+    """{name: commands that must refuse the case}, without building anything."""
+    return {s.name: s.commands for s in _SPECS}
 
 
 def build_corpus(dest: pathlib.Path, only: Optional[set] = None) -> list:
@@ -814,9 +821,10 @@ def build_corpus(dest: pathlib.Path, only: Optional[set] = None) -> list:
         else:
             path = dest / s.filename
             skip = s.build(ctx, path)
-            args = model_argv("inspect", path) if s.kind == "model" else probe_argv(ctx.valid_model, path)
+            args = (model_argv(s.commands[0], path) if s.kind == "model"
+                    else probe_argv(ctx.valid_model, path))
         cases.append(Case(name=s.name, path=path, kind=s.kind, args=args,
-                          expect=s.expect, spec=s.spec, skip=skip))
+                          expect=s.expect, spec=s.spec, skip=skip, commands=s.commands))
     if ctx.sentinel.exists():
         raise RuntimeError("building the corpus executed a payload")
     return cases

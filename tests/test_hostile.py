@@ -33,7 +33,7 @@ TIMEOUT_S = 60
 MAX_STDERR_LINES = 2
 
 SPECS = corpus.case_specs()
-KIND = dict(SPECS)
+COMMANDS = corpus.case_commands()
 
 
 #: Set RNNGRAD_HOSTILE_FULL=1 to run --format json through every command, not
@@ -44,7 +44,7 @@ FULL = os.environ.get("RNNGRAD_HOSTILE_FULL", "") not in ("", "0")
 def _invocations(fmt: str) -> list:
     out = []
     for name, kind in SPECS:
-        cmds = corpus.MODEL_COMMANDS if kind == "model" else ("bptt",)
+        cmds = COMMANDS[name]
         if fmt == "json" and not FULL:
             cmds = cmds[:1]
         for cmd in cmds:
@@ -317,6 +317,7 @@ def test_corpus_is_small_and_fast(tmp_path):
         assert c.kind in corpus.KINDS
         assert c.expect and c.expect == c.expect.lower()
         assert c.args and c.args[0] in corpus.MODEL_COMMANDS
+        assert c.args == c.argv(c.commands[0])
         if c.name != "missing_path":
             assert os.path.lexists(c.path), c.name
     assert not corpus.sentinel_path(tmp_path / "c").exists()
