@@ -219,6 +219,117 @@ def bptt(model: ModelArg,
             raise typer.Exit(1)
 
 
+class CheckFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    github = "github"
+    junit = "junit"
+
+
+class CheckFailOn(str, Enum):
+    any = "any"
+    never = "never"
+
+
+CONFIG = "Configuration and baseline"
+
+
+@app.command()
+def check(models: Annotated[Optional[list[str]], typer.Argument(
+              help="Weights files, folders or globs (default: `models` in the config).",
+              show_default=False)] = None,
+          config: Annotated[Optional[Path], typer.Option(
+              help="TOML file with [tool.rnngrad] (default: the nearest pyproject.toml).",
+              rich_help_panel=CONFIG)] = None,
+          lags: Annotated[Optional[str], typer.Option(help="Lags to check (default 1..100).")
+                          ] = None,
+          explode_above: Annotated[Optional[float], typer.Option(
+              help="Fail if the per-lag norm exceeds this at any lag.")] = None,
+          vanish_below: Annotated[Optional[float], typer.Option(
+              help="Fail if the norm at the largest lag is below this.")] = None,
+          max_spectral_radius: Annotated[Optional[float], typer.Option(
+              help="Fail if ρ (W_hh; gated cells: rest Jacobian) exceeds this.")] = None,
+          max_bound: Annotated[Optional[float], typer.Option(
+              help="Fail if γ·σ_max exceeds this.")] = None,
+          batch: Annotated[Optional[int], typer.Option(rich_help_panel=PROBE)] = None,
+          steps: Annotated[Optional[int], typer.Option(rich_help_panel=PROBE)] = None,
+          seed: Annotated[Optional[int], typer.Option(rich_help_panel=PROBE)] = None,
+          input_scale: Annotated[Optional[float], typer.Option(rich_help_panel=PROBE)] = None,
+          inputs: Annotated[Optional[str], typer.Option(help="Probe sequences .npy.",
+                                                        rich_help_panel=PROBE)] = None,
+          activation: ActivationOpt = None,
+          baseline: Annotated[Optional[Path], typer.Option(
+              help="Fail on regressions against this baseline.", rich_help_panel=CONFIG)] = None,
+          write_baseline: Annotated[Optional[Path], typer.Option(
+              help="Save the measured figures as a baseline.", rich_help_panel=CONFIG)] = None,
+          radius_tolerance: Annotated[Optional[float], typer.Option(
+              help="Baseline: allowed relative rise of ρ (default 0.05).",
+              rich_help_panel=CONFIG)] = None,
+          norm_drop: Annotated[Optional[float], typer.Option(
+              help="Baseline: allowed drop factor of the last-lag norm (default 10).",
+              rich_help_panel=CONFIG)] = None,
+          norm_rise: Annotated[Optional[float], typer.Option(
+              help="Baseline: allowed rise factor of the largest norm (default 10).",
+              rich_help_panel=CONFIG)] = None,
+          format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")
+                            ] = CheckFormat.table,
+          output: OutputOpt = None,
+          fail_on: Annotated[CheckFailOn, typer.Option(
+              "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
+                             ] = CheckFailOn.any,
+          quiet: QuietOpt = False) -> None:
+    """The CI gate: spectrum + bptt of each model against thresholds and a baseline."""
+    from .baseline import read_baseline, write_baseline as save_baseline
+    from .check import run_check
+    from .config import load_config
+    from .models import expand_models
+
+    with handled(format):
+        loaded = load_config(config)
+        cli_values = {"lags": lags, "explode-above": explode_above,
+                      "vanish-below": vanish_below, "max-spectral-radius": max_spectral_radius,
+                      "max-bound": max_bound, "batch": batch, "steps": steps, "seed": seed,
+                      "input-scale": input_scale, "inputs": inputs,
+                      "activation": _value(activation), "radius-tolerance": radius_tolerance,
+                      "norm-drop": norm_drop, "norm-rise": norm_rise,
+                      "baseline": str(baseline) if baseline else None}
+        defaults = loaded.for_model("", cli_values)
+        paths = expand_models(models or list(defaults.models))
+        if not paths:
+            raise OptionError("no model to check",
+                              "pass MODEL paths, or set models = [...] in [tool.rnngrad]")
+        configs = [loaded.for_model(path, cli_values) for path in paths]
+        reference = read_baseline(Path(defaults.baseline)) if defaults.baseline else None
+        with progress(quiet, "check") as on_progress:
+            report = run_check(paths, configs, baseline=reference,
+                               baseline_name=defaults.baseline, config_source=loaded.source,
+                               on_progress=on_progress)
+        if write_baseline is not None:
+            save_baseline(report, write_baseline)
+        emit(report, format, output)
+        _github_summary(report, _value(format))
+        if _value(fail_on) == "any" and not report.ok:
+            raise typer.Exit(1)
+
+
+def _github_summary(report: Any, fmt_name: str) -> None:
+    """With --format github, append the Markdown summary to $GITHUB_STEP_SUMMARY if set."""
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt_name != "github" or not target:
+        return
+    from .render import render_text
+
+    try:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(render_text(report, "markdown"))
+    except OSError as exc:
+        raise OptionError(f"GITHUB_STEP_SUMMARY={target}: cannot be written ({exc.strerror})",
+                          "check the runner's environment") from None
+
+
 # --- shared plumbing ------------------------------------------------------------------------
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["pytester"]
 import torch
 from safetensors.torch import save_file
 

@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 FORMATS = ("table", "json", "markdown")
+CHECK_FORMATS = FORMATS + ("github", "junit")
 
 
 def render_text(report: Any, fmt: str) -> str:
+    if fmt == "github":
+        from .ci_formats import render_github
+
+        return render_github(report)
+    if fmt == "junit":
+        from .ci_formats import render_junit
+
+        return render_junit(report)
     if fmt == "json":
         from .json_report import render_json
 

@@ -26,8 +26,12 @@ def render_console(report: Any, console: Console) -> None:
         from .bptt_console import render_bptt
 
         console.print(render_bptt(report, verdict_text, model_line, notes_text))
+    elif getattr(report, "command", None) == "check":
+        from .check_console import render_check
+
+        console.print(render_check(report, model_line))
     else:
-        console.print(report.rich())
+        raise TypeError(f"no table renderer for {type(report).__name__}")
 
 
 def verdict_text(verdict: str) -> Text:

@@ -13,10 +13,11 @@ def render_markdown(report: Any) -> str:
         return _inspect(report)
     if isinstance(report, SpectrumReport):
         return _spectrum(report)
-    renderer = getattr(report, "render_markdown", None)
-    if renderer is None:
-        raise TypeError(f"no Markdown renderer for {type(report).__name__}")
-    return renderer()
+    if getattr(report, "command", None) == "check":
+        return _check(report)
+    if getattr(report, "command", None) == "bptt":
+        return _bptt(report)
+    raise TypeError(f"no Markdown renderer for {type(report).__name__}")
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -55,4 +56,36 @@ def _spectrum(report: SpectrumReport) -> str:
     out += "\n" + table(["recurrence", "γ·σ_max", "rest ρ(J)", "verdict", "why"],
                         [[item.recurrence.label, fmt(item.bound), fmt(item.rest.spectral_radius),
                           f"**{item.verdict}**", item.reason] for item in report.recurrences])
+    return out
+
+
+def _bptt(report) -> str:
+    out = _title(report, "bptt")
+    rows = []
+    for item in report.recurrences:
+        for row in item.rows:
+            rows.append([item.recurrence.label, str(row.lag), fmt(row.norm) if row.norm is not None
+                         else f"10^{row.log10_norm:.1f}", f"{row.log10_norm:.3f}",
+                         fmt(row.rate), row.flag or ""])
+    out += table(["recurrence", "lag", "norm", "log10", "per step", "flag"], rows)
+    out += "\n" + table(["recurrence", "state", "verdict", "why"],
+                        [[item.recurrence.label, item.state, f"**{item.verdict}**", item.reason]
+                         for item in report.recurrences])
+    if report.clip is not None:
+        out += f"\nClip: `{report.clip.line}` ({report.clip.rule_text}).\n"
+    return out
+
+
+def _check(report) -> str:
+    from .trend import trend_rows
+
+    failed = len(report.failed)
+    head = (f"## rnngrad check: {failed} of {len(report.results)} checks failed\n\n" if failed
+            else f"## rnngrad check: all {len(report.results)} checks passed\n\n")
+    rows = [[f"`{r.model}`", r.recurrence, r.threshold, fmt(r.value), fmt(r.limit),
+             "✅ pass" if r.passed else "❌ **FAIL**", r.message] for r in report.results]
+    out = head + table(["model", "recurrence", "threshold", "value", "limit", "", "meaning"], rows)
+    if len(report.models) > 1:
+        out += "\n" + table(["model", "recurrence", "ρ", "γσ_max", "log10 norm last", "verdict"],
+                            [[f"`{r[0]}`", *r[1:]] for r in trend_rows(report)])
     return out

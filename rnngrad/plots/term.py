@@ -1,0 +1,220 @@
+"""``--plot term``: the same pictures in the terminal, drawn with plotext (6 or newer).
+
+Terminal cells are coarse, so each picture keeps its main curves and names them in a legend;
+log scales are drawn as log10 values (plotext's own log rulers reject zero bins). plotext keeps
+one global figure: it is cleared before and after each picture, so nothing leaks between calls.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..report import BpttReport, SpectrumReport
+from ._common import model_name, y_range
+
+PANEL_HEIGHT = 24
+MAX_WIDTH = 120
+BINS = 12
+
+
+def render(draw: Any, panels: int, *, color: bool) -> str:
+    """Run ``draw(figure)`` on a cleared plotext figure of ``panels`` rows; the text."""
+    import plotext
+
+    figure = plotext.figure
+    figure.clear()
+    plotext.terminal.limit(width=True, height=False)  # tall pictures scroll like any output
+    try:
+        width = min(shutil.get_terminal_size((100, 30)).columns, MAX_WIDTH)
+        figure.plot_size(width, PANEL_HEIGHT * panels)
+        if panels > 1:
+            figure.subplots(panels, 1)
+        draw(figure)
+        return figure.build().string(colorless=not color)
+    finally:
+        figure.clear()
+        plotext.terminal.limit(width=True, height=True)  # plotext's default
+
+
+def _panel(figure: Any, index: int, panels: int) -> Any:
+    return figure.subplot(index + 1, 1) if panels > 1 else figure
+
+
+def _curve(plot: Any, x: Any, y: Any, label: str | None, *, lines: bool = True) -> None:
+    """Draw the finite points of (x, y), joined by lines; ``label`` None keeps it off the legend."""
+    x = np.array([np.nan if v is None else v for v in x], dtype=np.float64)
+    y = np.array([np.nan if v is None else v for v in y], dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.any():
+        return
+    signal = plot.signal([float(v) for v in x[keep]], [float(v) for v in y[keep]])
+    if label:
+        signal.label(label)
+    if lines:
+        signal.lines()
+    plot.draw(signal)
+
+
+def spectrum_text(report: SpectrumReport, matrices: Mapping[tuple[str, str], Any] | None = None,
+                  *, color: bool = False) -> str:
+    """Per recurrence: the eigenvalues λ of every block with the unit circle, then log10 σ_i."""
+    items = report.recurrences
+    matrices = matrices or {}
+
+    def draw(figure: Any) -> None:
+        for index, item in enumerate(items):
+            arrays = {block: (None if matrices.get((item.recurrence.label, block)) is None else
+                              np.asarray(matrices[(item.recurrence.label, block)], np.float64))
+                      for block, _ in item.blocks}
+            _eigen_panel(_panel(figure, 2 * index, 2 * len(items)), item, arrays)
+            _sigma_panel(_panel(figure, 2 * index + 1, 2 * len(items)), item, arrays)
+
+    header = f"rnngrad spectrum · {model_name(report.model.path)}\n"
+    return header + render(draw, 2 * len(items), color=color)
+
+
+def _eigen_panel(plot: Any, item: Any, arrays: Mapping[str, np.ndarray | None]) -> None:
+    angle = np.linspace(0.0, 2.0 * math.pi, 90)
+    _curve(plot, np.cos(angle), np.sin(angle), "unit circle |λ| = 1 (= 1/γ circle, γ = 1)"
+           if item.gamma == 1 else "unit circle |λ| = 1")
+    if item.gamma != 1:
+        _curve(plot, np.cos(angle) / item.gamma, np.sin(angle) / item.gamma, "1/γ circle")
+    for block, spec in item.blocks:
+        matrix = arrays[block]
+        eig = (np.linalg.eigvals(matrix) if matrix is not None
+               else np.array([complex(re, im) for re, im in spec.eigenvalues]))
+        _curve(plot, eig.real, eig.imag, f"λ of {block}: ρ = {spec.spectral_radius:.4g}",
+               lines=False)
+    limit = 1.1 * max(1.0, 1.0 / item.gamma, *(spec.spectral_radius for _, spec in item.blocks))
+    plot.ruler("x").lim(-2.6 * limit, limit)  # room on the left for the legend
+    plot.ruler("y").lim(-limit, limit)
+    plot.legend(x=-2.6 * limit, y=limit, ha="left", va="top", relative=True)
+    plot.title(f"{item.recurrence.label}: {item.verdict}; eigenvalues λ")
+    plot.label("Re λ", axis="x")
+    plot.label("Im λ", axis="y")
+
+
+def _sigma_panel(plot: Any, item: Any, arrays: Mapping[str, np.ndarray | None]) -> None:
+    for block, spec in item.blocks:
+        matrix = arrays[block]
+        sigma = (np.linalg.svd(matrix, compute_uv=False) if matrix is not None
+                 else np.array([spec.sigma_max, spec.sigma_min]))
+        index = np.arange(1, sigma.size + 1) if matrix is not None else np.array([1, spec.size])
+        with np.errstate(divide="ignore"):
+            _curve(plot, index, np.log10(sigma), f"σ_i of {block}: σ_max = {spec.sigma_max:.4g}")
+    plot.line(math.log10(item.bound), label=f"bound γ·σ_max({item.bound_block}) = {item.bound:.4g}")
+    plot.line(0.0, label="1 (Elman: γ·σ_max < 1 vanishes)")
+    size = max(spec.size for _, spec in item.blocks)
+    plot.legend(x=size, y=0.0, ha="right", va="top", relative=True)  # the empty corner
+    plot.title(f"{item.recurrence.label}: singular values"
+               + ("" if all(a is not None for a in arrays.values()) else " (σ_max, σ_min)"))
+    plot.label("index i (largest first)", axis="x")
+    plot.label("log10 σ_i", axis="y")
+
+
+def bptt_text(report: BpttReport, bounds: Mapping[str, float] | None = None,
+              *, color: bool = False) -> str:
+    """Per recurrence: log10 ‖∂s_T/∂s_(T−ℓ)‖ by lag with the thresholds; the clip histogram."""
+    profiles = report.recurrences
+    norms = np.asarray(report.clip.norms if report.clip is not None else (), dtype=np.float64)
+    finite = norms[np.isfinite(norms) & (norms > 0)]
+    panels = len(profiles) + (finite.size > 0)
+
+    def draw(figure: Any) -> None:
+        for index, profile in enumerate(profiles):
+            _profile_panel(_panel(figure, index, panels), profile, dict(report.options),
+                           (bounds or {}).get(profile.recurrence.label))
+        if finite.size:
+            _clip_panel(_panel(figure, len(profiles), panels), report.clip, finite, norms.size)
+
+    header = f"rnngrad bptt · {model_name(report.model.path)}\n"
+    return header + render(draw, panels, color=color)
+
+
+def _profile_panel(plot: Any, profile: Any, options: dict[str, Any], bound: float | None) -> None:
+    lags = [row.lag for row in profile.rows]
+    mean = [row.log10_norm for row in profile.rows]
+    _curve(plot, lags, mean, "log10 ‖∂s_T/∂s_(T−ℓ)‖ (mean; min, max)")
+    _curve(plot, lags, [row.log10_norm_max for row in profile.rows], None)
+    _curve(plot, lags, [row.log10_norm_min for row in profile.rows], None)
+    if bound is not None and bound > 0 and math.isfinite(bound):
+        _curve(plot, lags, [lag * math.log10(bound) for lag in lags],
+               "bound (γσ_max)^ℓ, Pascanu et al. 2013")
+    levels = []
+    for key, name in (("explode_above", "exploding above"), ("vanish_below", "vanishing below")):
+        value = options.get(key)
+        if value is not None and 0 < value < math.inf:
+            levels.append(math.log10(value))
+            plot.line(levels[-1], label=f"{name} {value:g}")
+    bottom, top = y_range([mean], levels)
+    plot.ruler("y").lim(bottom, top)
+    finite = [v for v in mean if v is not None and math.isfinite(v)]
+    rising = len(finite) > 1 and finite[-1] > finite[0]
+    plot.legend(x=max(lags), y=bottom if rising else top, ha="right",
+                va="bottom" if rising else "top", relative=True)  # the corner the curve leaves
+    plot.title(f"{profile.recurrence.label}: {profile.verdict}")
+    plot.label("lag ℓ (steps)", axis="x")
+    plot.label("log10 ‖∂s_T/∂s_(T−ℓ)‖", axis="y")
+
+
+def _clip_panel(plot: Any, clip: Any, finite: np.ndarray, probes: int) -> None:
+    logs = np.log10(finite)
+    plot.draw(plot.hist([float(v) for v in logs], bins=BINS))
+    tallest = np.histogram(logs, bins=BINS)[0].max()
+    plot.ruler("y").lim(0, 1.7 * tallest)  # headroom for the legend
+    if math.isfinite(clip.max_norm) and clip.max_norm > 0:
+        plot.line(math.log10(clip.max_norm), orientation="vertical",
+                  label=f"clip threshold {clip.max_norm:.4g} ({clip.rule})")
+    plot.title(f"parameter-gradient norm per probe ({finite.size} of {probes} finite)")
+    plot.label("log10 ‖∂E/∂θ‖", axis="x")
+    plot.label("probes", axis="y")
+
+
+def check_text(report: Any, *, color: bool = False) -> str:
+    """Per threshold: the values (o passed, x failed) and the limits (+), one column per row."""
+    results = list(report.results)
+    names = list(dict.fromkeys(result.threshold for result in results))
+    if not names:
+        return "rnngrad check: no thresholds were checked\n"
+
+    def draw(figure: Any) -> None:
+        for index, name in enumerate(names):
+            _check_panel(_panel(figure, index, len(names)), name,
+                         [result for result in results if result.threshold == name])
+
+    return "rnngrad check\n" + render(draw, len(names), color=color)
+
+
+def _check_panel(plot: Any, name: str, group: list[Any]) -> None:
+    from .check import _use_log
+
+    numbers = np.array([r.limit for r in group] + [r.value for r in group if r.value is not None],
+                       dtype=np.float64)
+    log = _use_log(numbers)
+    scale = (lambda v: math.log10(v)) if log else float
+    rows = list(range(1, len(group) + 1))
+    _marks(plot, rows, [scale(r.limit) for r in group], "limit", "+")
+    for label, keep, marker in (("passed", True, "o"), ("failed", False, "x")):
+        picked = [(row, scale(r.value)) for row, r in zip(rows, group)
+                  if bool(r.passed) == keep and r.value is not None and math.isfinite(r.value)]
+        if picked:
+            _marks(plot, *zip(*picked), label, marker)
+    bottom, top = y_range([[scale(v) for v in numbers]], [])
+    plot.ruler("y").lim(bottom, top)
+    plot.ruler("x").lim(-0.6 * len(group), len(group) + 0.5)  # room on the left for the legend
+    plot.ruler("x").ticks(rows, [str(r.recurrence) for r in group])
+    plot.legend(x=-0.6 * len(group), y=top, ha="left", va="top", relative=True)
+    failed = sum(not r.passed for r in group)
+    plot.title(f"{name}: {failed} of {len(group)} failed" if failed
+               else f"{name}: all {len(group)} passed")
+    plot.label(f"{'log10 ' if log else ''}value and limit", axis="y")
+
+
+def _marks(plot: Any, x: Any, y: Any, label: str, marker: str) -> None:
+    signal = plot.signal([float(v) for v in x], [float(v) for v in y], marker=marker)
+    signal.label(label)
+    plot.draw(signal)

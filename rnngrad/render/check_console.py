@@ -1,0 +1,59 @@
+"""Rich rendering of a check report: one row per model × recurrence × threshold, then trends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .numbers import fmt
+from .trend import trend_rows
+
+
+def render_check(report, model_line_text) -> Group:
+    parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
+        f"  {len(report.models)} model(s); config: {report.config_source or 'none'}"
+        + (f"; baseline: {report.baseline}" if report.baseline else ""), "dim"))]
+    table = Table(title="Thresholds", title_justify="left")
+    for column in ("model", "recurrence", "threshold", "value", "limit", ""):
+        table.add_column(column, justify="right" if column in ("value", "limit") else "left",
+                         overflow="fold")
+    for result in report.results:
+        mark = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
+        table.add_row(_short(result.model), result.recurrence, result.threshold,
+                      fmt(result.value), fmt(result.limit), mark)
+    if report.results:
+        parts.append(table)
+    else:
+        parts.append(Text("no thresholds configured: figures only (set e.g. explode-above in "
+                          "[tool.rnngrad])", style="yellow"))
+    for result in report.failed:
+        parts.append(Text(f"FAIL {_short(result.model)} {result.recurrence} "
+                          f"{result.threshold}: {result.message}", style="red"))
+    if len(report.models) > 1 or not report.results:
+        parts.append(_trend_table(report))
+    summary = (Text(f"{len(report.failed)} of {len(report.results)} checks failed",
+                    style="bold red") if report.failed else
+               Text(f"all {len(report.results)} checks passed", style="bold green"))
+    parts.append(summary)
+    return Group(*parts)
+
+
+def _trend_table(report) -> Table:
+    table = Table(title="Key figures by model (in order)", title_justify="left")
+    for column in ("model", "recurrence", "ρ", "γσ_max", "log10 ‖·‖ last", "verdict"):
+        table.add_column(column, justify="left" if column in ("model", "recurrence", "verdict")
+                         else "right", overflow="fold")
+    for row in trend_rows(report):
+        table.add_row(_short(row[0]), *row[1:])
+    return table
+
+
+def _short(path: str) -> str:
+    """The file name, cut to 22 characters, so the table fits 80 columns."""
+    from pathlib import Path
+
+    name = Path(path).name
+    return name if len(name) <= 22 else name[:10] + "…" + name[-11:]

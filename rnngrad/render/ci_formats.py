@@ -1,0 +1,59 @@
+"""Formats for CI systems: GitHub workflow commands and JUnit XML (check reports only).
+
+GitHub: one ``::error file=...,title=...::message`` per failed threshold, escaped as the
+runner expects (data: ``%`` ``\\r`` ``\\n``; properties also ``:`` and ``,``), then a
+``::notice`` summary. JUnit: one ``<testcase>`` per model × threshold (failing if any
+recurrence fails it), with ``<failure>`` elements listing the failing recurrences.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from xml.etree import ElementTree
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(report) -> str:
+    lines = []
+    for result in report.failed:
+        title = f"rnngrad {result.threshold} ({result.recurrence})"
+        lines.append(f"::error file={escape_property(result.model)},"
+                     f"title={escape_property(title)}::{escape_data(result.message)}")
+    total, failed = len(report.results), len(report.failed)
+    summary = (f"rnngrad check: {failed} of {total} checks failed" if failed
+               else f"rnngrad check: all {total} checks passed")
+    lines.append(f"::notice title=rnngrad check::{escape_data(summary)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_junit(report) -> str:
+    cases: dict[tuple[str, str], list] = defaultdict(list)
+    for result in report.results:
+        cases[(result.model, result.threshold)].append(result)
+    failures = sum(any(not r.passed for r in group) for group in cases.values())
+    suites = ElementTree.Element("testsuites", name="rnngrad", tests=str(len(cases)),
+                                 failures=str(failures))
+    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check",
+                                   tests=str(len(cases)), failures=str(failures), errors="0",
+                                   skipped="0")
+    for (model, threshold), group in cases.items():
+        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{model}",
+                                      name=threshold)
+        bad = [r for r in group if not r.passed]
+        if bad:
+            failure = ElementTree.SubElement(case, "failure", type=threshold,
+                                             message=bad[0].message)
+            failure.text = "\n".join(f"{r.recurrence}: {r.message}" for r in bad)
+        else:
+            out = ElementTree.SubElement(case, "system-out")
+            out.text = "\n".join(f"{r.recurrence}: {r.message}" for r in group)
+    ElementTree.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
+        suites, encoding="unicode") + "\n"
