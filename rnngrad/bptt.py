@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .analysis import model_info, rest_jacobian
-from .cells import Recurrence, cell_weights
+from .analysis import model_info, rest_jacobian, understanding_notes, understood_bundle
+from .cells import Recurrence, cell_weights, leaky
 from .cells.detection import find_recurrences
 from .clipping import ClipRecommendation, recommend
 from .directions import exploding_directions
@@ -25,7 +25,7 @@ from .errors import OptionError, ProbeError, ResourceError
 from .heads import Head, find_embedding, find_head, load_head, probe_loss
 from .jacobians import ForwardOverflow, run_recurrence, run_stack, sweep, replay_shares
 from .lags import parse_lags
-from .loading import WeightBundle, as_bundle
+from .loading import WeightBundle
 from .probes import Probe, ProbeSpec, make_probe
 from .report import BpttReport, LagRow, RecurrenceProfile
 from .verdict import profile_verdict
@@ -55,12 +55,16 @@ class BpttOptions:
     keys: tuple[str, ...] = ()
     activation: str | None = None
     max_memory_gib: float = 8.0
+    leak: float | None = None
+    mapping: str | None = None
 
     def describe(self) -> tuple[tuple[str, Any], ...]:
+        extra = tuple((name, value) for name, value in (("leak", self.leak), ("map", self.mapping))
+                      if value is not None)
         return (("lags", self.lags), ("state", self.state), ("dtype", self.dtype),
                 ("device", self.device), ("vanish_below", self.vanish_below),
                 ("explode_above", self.explode_above), ("loss", self.loss),
-                ("clip_rule", self.clip_rule))
+                ("clip_rule", self.clip_rule)) + extra
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,19 @@ def bptt(source: Any, options: BpttOptions = BpttOptions(), *,
          on_progress: Callable[[int, int, str], None] | None = None) -> BpttReport:
     """Per-lag Jacobian norms, directions, gradient shares and a clip threshold."""
     _check_options(options)
-    bundle = as_bundle(source)
-    recurrences = find_recurrences(bundle, keys=options.keys, activation=options.activation)
+    bundle = understood_bundle(source, options.mapping)
+    recurrences = find_recurrences(bundle, keys=options.keys, activation=options.activation,
+                                   leak=options.leak)
     groups = _select(_groups(recurrences), options.modules)
     dtype, device = DTYPES[options.dtype], _device(options.device)
     head = load_head(bundle, find_head(bundle, groups[0].layers[-1]), options.loss,
                      options.targets, dtype, device)
     total = sum(len(g.members) for g in groups)
     small = max(rec.state_size for g in groups for rec in g.members) < SMALL_STATE
+    notes = understanding_notes(bundle, recurrences)
     with _torch_threads(1 if small else None):
-        return _run_groups(bundle, groups, head, options, dtype, device, on_progress, total)
+        report = _run_groups(bundle, groups, head, options, dtype, device, on_progress, total)
+    return replace(report, notes=notes + report.notes[len(bundle.notes):])
 
 
 @contextlib.contextmanager
@@ -266,6 +273,10 @@ def _profile(rec: Recurrence, weights, trace, seen: torch.Tensor, lags: tuple[in
 def _reference_matrix(rec: Recurrence, weights, block: slice) -> tuple[np.ndarray, str]:
     if rec.cell == "rnn":
         return weights.weight_hh.double().cpu().numpy(), "W_hh"
+    if rec.cell == leaky.NAME:
+        matrix = weights.weight_hh.double().cpu().numpy()
+        return (leaky.effective_matrix(matrix, rec.leak, rec.nonlinearity),
+                "effective leaky matrix (1−α)I + αφ'(0)W")
     cpu = replace(weights, **{name: getattr(weights, name).double().cpu()
                               for name in ("weight_hh", "weight_ih", "bias_ih", "bias_hh",
                                            "weight_hr") if getattr(weights, name) is not None})

@@ -11,6 +11,10 @@ Formats (recognised from the first bytes, not the extension):
   the legacy (pre-zip) pickle format are refused: rnngrad never runs a file's code.
 - ``.npz``: ``numpy.load(allow_pickle=False)``; object arrays are skipped and mentioned; the
   declared decompressed sizes are checked before anything is inflated.
+- Keras HDF5 and ``.keras`` archives (:mod:`rnngrad.formats.keras`, h5py only) and ONNX
+  models (:mod:`rnngrad.formats.onnx_file`); research checkpoints in known conventions are
+  recognised (:mod:`rnngrad.formats.conventions`). These describe their recurrences as
+  :class:`~rnngrad.formats.Layout` records over derived tensors in PyTorch's layout.
 
 A bundle holds tensor *descriptions* (name, shape, dtype) and fetches the values on demand as
 float64 NumPy arrays, so ``inspect`` on a large file reads only its header.
@@ -76,6 +80,9 @@ class WeightBundle:
 
     ``tensors`` keeps file order. ``metadata`` is the safetensors header's ``__metadata__``
     (empty for other formats). ``notes`` are things the loader skipped or assumed, for people.
+    ``layouts`` describe the recurrences explicitly when the format or a mapping knows them
+    (empty: found by PyTorch's key patterns); ``derived`` names the tensors rnngrad computed
+    (name -> what from); ``original`` is the bundle as read, before any mapping.
     """
 
     path: str
@@ -84,6 +91,9 @@ class WeightBundle:
     tensors: Mapping[str, TensorInfo]
     metadata: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    layouts: tuple[Any, ...] = ()
+    derived: Mapping[str, str] = field(default_factory=dict)
+    original: "WeightBundle | None" = field(default=None, repr=False, compare=False)
     _fetch: Callable[[str], np.ndarray] = field(repr=False, compare=False)
 
     def array(self, name: str) -> np.ndarray:
@@ -114,11 +124,21 @@ def load(path: str | Path) -> WeightBundle:
     head = _read_head(file)
     kind = _sniff(head, file)
     sha = _sha256(file)
+    if kind in ("hdf5", "keras"):
+        from .formats.keras import load_keras
+
+        return load_keras(file, sha, archive=kind == "keras")
+    if kind == "onnx":
+        from .formats.onnx_file import load_onnx
+
+        return load_onnx(file, sha)
+    from .formats.conventions import recognise
+
     if kind == "safetensors":
-        return _load_safetensors(file, sha)
+        return recognise(_load_safetensors(file, sha))
     if kind == "npz":
-        return _load_npz(file, sha)
-    return _load_torch(file, sha)
+        return recognise(_load_npz(file, sha))
+    return recognise(_load_torch(file, sha))
 
 
 def _checked_path(path: str | Path) -> Path:
@@ -127,7 +147,8 @@ def _checked_path(path: str | Path) -> Path:
         raise LoadError(f"{file}: no such file", "check the path")
     if file.is_dir():
         raise LoadError(f"{file}: is a directory, not a weights file",
-                        "pass a .safetensors, .pt/.pth/.bin or .npz file")
+                        "pass a .safetensors, .pt/.pth/.bin, .npz, Keras .h5/.keras or .onnx "
+                        "file")
     if not file.is_file():
         raise LoadError(f"{file}: not a regular file", "pass a weights file")
     return file
@@ -157,13 +178,14 @@ def _sniff(head: bytes, file: Path) -> str:
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _zip_kind(file)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        raise LoadError(f"{file}: HDF5 (Keras) files are not supported yet",
-                        "export the recurrent weights to .safetensors or .npz")
+        return "hdf5"
     if len(head) >= 9 and head[8:9] == b"{":  # before the pickle test: a length may start 0x80
         return "safetensors"
     if head[:1] == b"\x80":
         raise LoadError(f"{file}: legacy (non-zip) pickle format is refused: it can run code",
                         "re-save with a current PyTorch: torch.save(model.state_dict(), path)")
+    if _looks_like_onnx(head) or file.suffix == ".onnx":
+        return "onnx"
     if len(head) < 8 and file.suffix == ".safetensors":
         raise LoadError(f"{file}: truncated safetensors file ({len(head)} bytes, "
                         "shorter than its 8-byte header length)",
@@ -171,8 +193,21 @@ def _sniff(head: bytes, file: Path) -> str:
     if file.suffix == ".safetensors":
         raise LoadError(f"{file}: not a safetensors file (its header is not a JSON object)",
                         "the file is corrupt or not safetensors; re-save it")
-    raise LoadError(f"{file}: unrecognised file format",
-                    "rnngrad reads .safetensors, PyTorch state dicts (.pt/.pth/.bin) and .npz")
+    raise LoadError(f"{file}: unrecognised file format", SUPPORTED_HINT)
+
+
+SUPPORTED_HINT = ("rnngrad reads .safetensors, PyTorch state dicts (.pt/.pth/.bin), .npz, "
+                  "Keras .h5/.keras and .onnx")
+# ModelProto fields that may follow ir_version (field 1, varint): producer_name .. opset_import,
+# metadata_props, training_info, functions.
+_ONNX_NEXT_TAGS = (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72, 0xA2, 0xCA)
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto starts with ir_version (tag 0x08, a small varint), then a known tag."""
+    if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= 64:
+        return False
+    return head[2] in _ONNX_NEXT_TAGS
 
 
 def _zip_kind(file: Path) -> str:
@@ -182,6 +217,8 @@ def _zip_kind(file: Path) -> str:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise LoadError(f"{file}: damaged zip archive ({exc})",
                         "re-save or re-download the weights") from None
+    if "config.json" in names and any(name.startswith("model.weights") for name in names):
+        return "keras"
     if any(name.endswith(".npy") for name in names):
         return "npz"
     if any("/code/" in name or name.endswith("constants.pkl") for name in names):
@@ -189,11 +226,8 @@ def _zip_kind(file: Path) -> str:
                         f"load it in your own code and {SAVE_STATE_DICT_HINT}")
     if any(name.endswith("data.pkl") for name in names):
         return "torch"
-    if "config.json" in names and any(name.endswith(".h5") for name in names):
-        raise LoadError(f"{file}: Keras (.keras) archives are not supported yet",
-                        "export the recurrent weights to .safetensors or .npz")
-    raise LoadError(f"{file}: zip archive that is neither a PyTorch file nor an .npz",
-                    "rnngrad reads .safetensors, PyTorch state dicts (.pt/.pth/.bin) and .npz")
+    raise LoadError(f"{file}: zip archive that is neither a PyTorch file, an .npz nor a "
+                    ".keras archive", SUPPORTED_HINT)
 
 
 # --- safetensors ----------------------------------------------------------------------------
@@ -413,8 +447,11 @@ def from_state_dict(state: Mapping[str, Any], *, name: str = "<state dict>",
         digest.update(np.ascontiguousarray(value).tobytes())
     tensors = {key: TensorInfo(name=key, shape=tuple(a.shape), dtype=str(a.dtype))
                for key, a in arrays.items()}
-    return WeightBundle(path=name, format="memory", sha256=digest.hexdigest(), tensors=tensors,
-                        metadata=dict(metadata or {}), _fetch=lambda key: arrays[key])
+    from .formats.conventions import recognise
+
+    return recognise(WeightBundle(path=name, format="memory", sha256=digest.hexdigest(),
+                                  tensors=tensors, metadata=dict(metadata or {}),
+                                  _fetch=lambda key: arrays[key]))
 
 
 def as_bundle(source: Any) -> WeightBundle:

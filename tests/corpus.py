@@ -781,6 +781,8 @@ LAG_SPECS = {
     "lags_log_zero_count": "log:1..10:0",
     "lags_beyond_steps": "1..1000000",
     "lags_float_exponent": "1e3",
+    "lags_superscript_digit": "1,²",
+    "lags_log_huge_count": "log:1..10:99999999999",
 }
 for _name, _s in LAG_SPECS.items():
     _SPECS.append(_Spec(_name, "lags", None, "lag", None, _s, ("bptt",)))

@@ -391,12 +391,33 @@ LAG_ALPHABET = list("0123456789.,:-+ \tlogLOGexX_") + ["..", "log:", "²", "٣",
 max_lags = st.one_of(st.integers(1, 300), st.sampled_from([1, 2, 50, 100]))
 
 
+# Known-nasty specs, each its own test (the random tests explore beyond them).
+NASTY_SPECS = [
+    "²",                              # str.isdigit() but int() refuses it
+    "1..2,²",
+    "٣..５",                           # non-ASCII decimal digits
+    "9" * 5000,                       # int() digit limit (sys.int_info.str_digits_check_threshold)
+    "1.." + "9" * 5000,
+    "log:1..10:99999999999",          # count drives an allocation
+    "log:1..10:" + "9" * 25,
+    "1..10:" + "9" * 25,
+    "log:1..10000000:10000000",       # large work before the max_lag check
+    "1..5:0", "log:1..1", "", " ", ",", "..", "log:", ":", "-0", "1..-1",
+]
+
+
 @FUZZ
 @given(spec=st.one_of(st.text(max_size=30),
                       st.lists(st.sampled_from(LAG_ALPHABET), max_size=16).map("".join)),
        max_lag=max_lags)
 def test_fuzz_parse_lags_text(parse, spec, max_lag):
     check_lags(spec, max_lag)
+
+
+
+@pytest.mark.parametrize("spec", NASTY_SPECS, ids=lambda s: repr(s if len(s) < 30 else s[:20] + "..."))
+def test_parse_lags_nasty(parse, spec):
+    check_lags(spec, 50)
 
 
 _num = st.one_of(

@@ -1,9 +1,10 @@
 """Cell registry and the :class:`Recurrence` that names one layer and direction of one module.
 
-Each architecture lives in its own module (``elman``, ``gru``, ``lstm``) with the same small
-interface: ``NAME``, ``GATES``, ``GATE_COUNT``, ``gamma``, ``state_size``, ``output``, ``step``,
-``jacobian`` and ``recurrent_blocks``. Detection of recurrences in a file is in
-:mod:`rnngrad.cells.detection`.
+Each architecture lives in its own module (``elman``, ``gru``, ``lstm``, ``gru_keras``,
+``leaky``) with the same small interface: ``NAME``, ``GATES``, ``GATE_COUNT``, ``gamma``,
+``state_size``, ``output``, ``step``, ``jacobian`` and ``recurrent_blocks``. The leaky rate cell
+needs its α and φ bound, so ``Recurrence.kind`` hands out a :class:`~rnngrad.cells.leaky.LeakyCell`
+for it. Detection of recurrences in a file is in :mod:`rnngrad.cells.detection`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from types import ModuleType
 
 import torch
 
-from . import elman, gru, lstm
+from . import elman, gru, gru_keras, leaky, lstm
 from .base import CellWeights
 
-CELLS: dict[str, ModuleType] = {module.NAME: module for module in (elman, gru, lstm)}
-CELL_BY_GATE_COUNT: dict[int, str] = {module.GATE_COUNT: module.NAME for module in CELLS.values()}
+CELLS: dict[str, ModuleType] = {module.NAME: module
+                                for module in (elman, gru, lstm, gru_keras, leaky)}
+# Only PyTorch's own cells are guessed from the row count of weight_hh; the others are named by
+# the file format (Keras, ONNX) or the mapping that describes them.
+CELL_BY_GATE_COUNT: dict[int, str] = {module.GATE_COUNT: module.NAME
+                                      for module in (elman, gru, lstm)}
 ACTIVATIONS = ("tanh", "relu")
 
 
@@ -28,7 +33,15 @@ class Recurrence:
     ``module`` is the key prefix without its trailing dot (``"encoder.rnn"``; ``""`` for a
     bare state dict). ``nonlinearity`` is the Elman activation (``"tanh"``/``"relu"``) or
     ``"sigmoid/tanh"`` for gated cells; ``nonlinearity_source`` says where it came from:
-    ``"metadata"``, ``"option"``, ``"default"`` or ``"cell"``.
+    ``"metadata"``, ``"option"``, ``"default"`` or ``"cell"`` (or ``"map"``/``"convention"``
+    for research checkpoints).
+
+    How a non-PyTorch file was understood: ``convention`` (format and layer, e.g. "Keras LSTM,
+    CuDNNLSTM weights"), ``gate_order`` (the file's gate order and rnngrad's), ``orientation``
+    (how matrices were transposed to rows = gates/new state), ``leak`` α of a ``leaky`` cell and
+    ``leak_source``. ``low_rank`` (a :class:`rnngrad.lowrank.LowRank`) names the factors when
+    W = scale · m nᵀ, so spectra come from the small r × r problem. ``sources`` are the file's
+    own tensors the (derived) weights were computed from.
     """
 
     module: str
@@ -47,9 +60,20 @@ class Recurrence:
     weight_hr: str | None = None
     missing: tuple[str, ...] = ()
     cell_module: bool = False
+    leak: float | None = None
+    leak_source: str = ""
+    convention: str = ""
+    gate_order: str = ""
+    orientation: str = ""
+    low_rank: object | None = None
+    sources: tuple[str, ...] = ()
 
     @property
-    def kind(self) -> ModuleType:
+    def kind(self):
+        """The cell's module (or, for ``leaky``, a cell object with α and φ bound)."""
+        if self.cell == leaky.NAME:
+            return leaky.LeakyCell(alpha=1.0 if self.leak is None else self.leak,
+                                   nonlinearity=self.nonlinearity)
         return CELLS[self.cell]
 
     @property
@@ -81,7 +105,35 @@ class Recurrence:
             "input_size": self.input_size, "proj_size": self.proj_size,
             "weight_hh": self.weight_hh, "nonlinearity": self.nonlinearity,
             "nonlinearity_source": self.nonlinearity_source,
+            **self._understood_fields(),
         }
+
+    def _understood_fields(self) -> dict[str, object]:
+        """Only set for files read through a format, map or ``--leak`` (absent otherwise)."""
+        fields: dict[str, object] = {}
+        if self.leak is not None:
+            fields.update(leak=self.leak, leak_source=self.leak_source)
+        for name in ("convention", "gate_order", "orientation"):
+            if getattr(self, name):
+                fields[name] = getattr(self, name)
+        if self.low_rank is not None:
+            fields["low_rank"] = self.low_rank.describe()
+        return fields
+
+    def understanding(self) -> str | None:
+        """One line on how the file was understood, for notes; None for plain PyTorch files."""
+        parts = [self.convention] if self.convention else []
+        if self.gate_order:
+            parts.append(f"gate order {self.gate_order}")
+        if self.orientation:
+            parts.append(self.orientation)
+        if self.low_rank is not None:
+            parts.append(f"low rank: {self.low_rank.describe()}")
+        if self.leak is not None:
+            form = "" if self.convention else "rate RNN x' = (1−α)x + α(W φ(x) + W_in u + b), "
+            parts.append(f"{form}leak α = {self.leak:g} ({self.leak_source or 'given'}), "
+                         f"φ = {self.nonlinearity} ({self.nonlinearity_source})")
+        return f"{self.label}: " + "; ".join(parts) if parts else None
 
 
 def cell_weights(bundle, recurrence: Recurrence, dtype: torch.dtype = torch.float64,

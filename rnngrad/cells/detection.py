@@ -10,41 +10,93 @@ Recognised under any prefix (``encoder.rnn.``):
 The cell type comes from the ratio of ``weight_hh``'s rows to the hidden size: 1 Elman,
 3 GRU, 4 LSTM. The Elman nonlinearity comes from ``--activation``, else the safetensors
 metadata (``nonlinearity`` or ``<module>.nonlinearity``), else the default tanh.
+
+Files read through a format (Keras, ONNX) or a mapping describe their recurrences themselves
+(``bundle.layouts``): those are taken as described (cell, nonlinearity, gate order, leak) over
+their derived, PyTorch-named tensors, and key patterns are not searched.
+
+``leak`` (``--leak α``) turns every Elman recurrence into the leaky rate cell
+x' = (1 − α)x + α(W φ(x) + W_in u + b) (:mod:`rnngrad.cells.leaky`) and sets α of rate cells.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 
 from ..errors import LoadError, NoRecurrenceError, OptionError
 from ..loading import TensorInfo, WeightBundle
-from . import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence
+from . import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence, leaky
 
 _LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
 
 
 def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
-                     activation: str | None = None) -> tuple[Recurrence, ...]:
+                     activation: str | None = None,
+                     leak: float | None = None) -> tuple[Recurrence, ...]:
     """Every recurrence in the file, in file order; raise if there is none."""
     if activation is not None and activation not in ACTIVATIONS:
         raise OptionError(f"--activation {activation!r} is not supported",
                           f"use one of: {', '.join(ACTIVATIONS)}")
+    alpha = _checked_leak(leak)
     found = [_from_key(bundle, key, activation) for key in keys]
     if not keys:
-        found += _from_patterns(bundle, activation)
+        found += (_from_layouts(bundle, activation) if bundle.layouts
+                  else _from_patterns(bundle, activation))
     if not found:
         raise NoRecurrenceError(_nothing_found_message(bundle),
                                 "name the recurrent matrix with --key NAME "
-                                "(any square matrix), or check the file")
+                                "(any square matrix), give a --map FILE.toml, or check the file")
     _check_stacks(bundle, found)
-    return tuple(found)
+    return tuple(_with_leak(found, alpha) if alpha is not None else found)
 
 
 def unused_tensors(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) -> tuple[str, ...]:
-    used = {name for rec in recurrences for name in rec.tensor_names}
+    used = {name for rec in recurrences for name in rec.tensor_names + rec.sources}
     return tuple(name for name in bundle.tensors if name not in used)
+
+
+def _checked_leak(leak: float | None) -> float | None:
+    if leak is None:
+        return None
+    try:
+        return leaky.check_leak(leak, "--leak")
+    except (TypeError, ValueError) as exc:
+        raise OptionError(str(exc), "give α = dt/τ, e.g. --leak 0.1") from None
+
+
+def _with_leak(found: list[Recurrence], alpha: float) -> list[Recurrence]:
+    """Elman and rate recurrences become rate cells with leak α; gated ones stay as they are."""
+    if not any(rec.cell in ("rnn", leaky.NAME) for rec in found):
+        cells = ", ".join(sorted({rec.cell for rec in found}))
+        raise OptionError(f"--leak applies to Elman (rnn) and rate recurrences; this file has "
+                          f"only {cells}", "drop --leak for gated cells")
+    return [replace(rec, cell=leaky.NAME, leak=alpha, leak_source="option --leak")
+            if rec.cell in ("rnn", leaky.NAME) else rec for rec in found]
+
+
+def _from_layouts(bundle: WeightBundle, activation: str | None) -> list[Recurrence]:
+    """The recurrences a format or mapping described, checked like PyTorch's."""
+    found = []
+    for layout in bundle.layouts:
+        name = layout.tensor_name("weight_hh")
+        prefix = f"{layout.module}." if layout.module else ""
+        suffix = name.removeprefix(f"{prefix}weight_hh")
+        rec = _build(bundle, name, prefix=prefix, suffix=suffix, layer=layout.layer,
+                     direction=layout.direction, activation=activation,
+                     cell_module=layout.cell_module)
+        nonlinearity, source = rec.nonlinearity, rec.nonlinearity_source
+        if layout.nonlinearity and rec.cell == "rnn" and activation is None:
+            nonlinearity, source = layout.nonlinearity, layout.nonlinearity_source
+        found.append(replace(
+            rec, cell=layout.cell or rec.cell, nonlinearity=nonlinearity,
+            nonlinearity_source=source, leak=layout.leak,
+            leak_source=layout.leak_source if layout.leak is not None else "",
+            convention=layout.convention, gate_order=layout.gate_order,
+            orientation=layout.orientation, low_rank=layout.low_rank, sources=layout.sources))
+    return found
 
 
 def _nothing_found_message(bundle: WeightBundle) -> str:

@@ -1,10 +1,11 @@
 """The check picture: each threshold's measured value against its limit, passed or failed.
 
 Written against a duck type, so any report with ``results`` draws: each result has ``model``
-(str), ``recurrence`` (label), ``threshold`` (name), ``value`` (float, or None when it could
-not be computed), ``limit`` (float) and ``passed`` (bool). One panel per threshold, one row per
-(model, recurrence); the x axis is logarithmic when every value and limit is positive and they
-span two decades or more.
+(str), ``recurrence`` (label), ``threshold`` (name), ``value`` (float; None when it could not
+be computed, inf on overflow, 0 on underflow), ``limit`` (float) and ``passed`` (bool). One
+panel per threshold, one row per (model, recurrence); the x axis is logarithmic when every
+value and limit is positive and they span two decades or more. A value the axis cannot show
+(∞, or 0 on a log axis) sits on the panel's edge, marked ∞ or 0.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ import numpy as np
 from ._common import BOUND, FAILED, GREY, PASSED, model_name, new_figure
 
 LOG_SPAN = 100.0
+# What the thresholds of `rnngrad check` compare, and the rule each passes by.
+RULES = {
+    "explode-above": "largest ‖∂s_T/∂s_(T−ℓ)‖ over the lags ≤ limit",
+    "vanish-below": "‖∂s_T/∂s_(T−ℓ)‖ at the largest lag ≥ limit",
+    "max-spectral-radius": "spectral radius ρ ≤ limit",
+    "max-bound": "γ·σ_max ≤ limit (Pascanu et al. 2013, Sec. 2.1)",
+}
 
 
 def check_figure(report: Any) -> Any:
@@ -29,58 +37,78 @@ def check_figure(report: Any) -> Any:
     names = list(dict.fromkeys(result.threshold for result in results))
     groups = [[r for r in results if r.threshold == name] for name in names]
     several_models = len({result.model for result in results}) > 1
-    figure = new_figure(8.5, sum(1.3 + 0.34 * len(group) for group in groups) + 1.4)
-    for ax, name, group in zip(_stacked_axes(figure, groups), names, groups):
-        _threshold(ax, name, group, several_models)
+    heights = [1.3 + 0.34 * len(group) for group in groups]
+    figure = new_figure(8.5, sum(heights) + 1.4)
+    grid = figure.add_gridspec(len(groups), 1, height_ratios=heights)
+    for index, (name, group) in enumerate(zip(names, groups)):
+        _threshold(figure.add_subplot(grid[index, 0]), name, group, several_models)
     passed = sum(bool(result.passed) for result in results)
     figure.suptitle(f"rnngrad check: {passed} of {len(results)} passed", fontsize=11)
     figure.legend(*_legend_entries(), loc="outside lower center", ncols=4)
     return figure
 
 
-def _stacked_axes(figure: Any, groups: list[list[Any]]) -> list[Any]:
-    grid = figure.add_gridspec(len(groups), 1,
-                               height_ratios=[1.3 + 0.34 * len(group) for group in groups])
-    return [figure.add_subplot(grid[index, 0]) for index in range(len(groups))]
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _threshold(ax: Any, name: str, group: Sequence[Any], several_models: bool) -> None:
     rows = np.arange(len(group))
-    limits = np.array([float(r.limit) for r in group])
-    values = np.array([np.nan if r.value is None or not math.isfinite(r.value) else float(r.value)
-                       for r in group])
+    limits = np.array([_number(r.limit) for r in group])
+    values = np.array([_number(r.value) for r in group])
     passed = np.array([bool(r.passed) for r in group])
-    known = np.isfinite(values)
-    for row, value, limit, ok in zip(rows, values, limits, passed):
-        if math.isfinite(value):  # the distance to the limit, in the verdict's colour
-            ax.plot([limit, value], [row, row], color=PASSED if ok else FAILED, lw=1.2, alpha=0.6)
+    log = use_log(values, limits)
+    shown = np.isfinite(values) & ((values > 0) if log else True)
+    missing = np.isnan(values)
+    for row, value, limit, ok in zip(rows[shown], values[shown], limits[shown], passed[shown]):
+        # the distance to the limit, in the verdict's colour
+        ax.plot([limit, value], [row, row], color=PASSED if ok else FAILED, lw=1.2, alpha=0.6)
     ax.scatter(limits, rows, marker="|", s=260, color=BOUND, linewidths=2.0, zorder=3)
-    ax.scatter(values[known & passed], rows[known & passed], marker="o", s=46, color=PASSED,
-               zorder=4)
-    ax.scatter(values[known & ~passed], rows[known & ~passed], marker="X", s=64, color=FAILED,
-               zorder=4)
-    ax.scatter(limits[~known], rows[~known], marker="o", s=60, facecolors="none",
+    for keep, style in ((passed, {"marker": "o", "s": 46, "color": PASSED}),
+                        (~passed, {"marker": "X", "s": 64, "color": FAILED})):
+        ax.scatter(values[shown & keep], rows[shown & keep], zorder=4, **style)
+        _off_scale(ax, rows, values, keep & ~shown & ~missing, style)
+    ax.scatter(limits[missing], rows[missing], marker="o", s=60, facecolors="none",
                edgecolors=GREY, linewidths=1.4, zorder=4)
-    log = _use_log(np.concatenate([values[known], limits]))
     if log:
         ax.set_xscale("log")
-    ax.set_yticks(rows, [_row_label(r, several_models) for r in group])
+    ax.set_yticks(rows, [row_label(r, several_models) for r in group])
     ax.set_ylim(len(group) - 0.5, -0.5)
     failed = int(np.count_nonzero(~passed))
-    ax.set_title(f"{name}: {failed} of {len(group)} failed" if failed
-                 else f"{name}: all {len(group)} passed", loc="left")
-    ax.set_xlabel(f"{name}: value and limit" + (" (log scale)" if log else ""))
+    rule = f" ({RULES[name]})" if name in RULES else ""
+    ax.set_title(f"{name}{rule}: " + (f"{failed} of {len(group)} failed" if failed
+                                      else f"all {len(group)} passed"), loc="left")
+    ax.set_xlabel("value (dot or cross) and limit (bar)" + (", log scale" if log else ""))
     ax.grid(axis="y", visible=False)
 
 
-def _use_log(numbers: np.ndarray) -> bool:
-    numbers = numbers[np.isfinite(numbers)]
-    if numbers.size == 0 or numbers.min() <= 0:
+def _off_scale(ax: Any, rows: np.ndarray, values: np.ndarray, pick: np.ndarray,
+               style: dict[str, Any]) -> None:
+    """Values the axis cannot show (∞, or ≤ 0 on a log axis): on the edge, marked ∞ or 0."""
+    edge = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    for row, value in zip(rows[pick], values[pick]):
+        right = value > 0
+        x = 1.0 if right else 0.0
+        ax.scatter([x], [row], transform=edge, clip_on=False, zorder=5, **style)
+        ax.annotate("∞" if right else "0" if value == 0 else "−∞", (x, row), xycoords=edge,
+                    xytext=(-10 if right else 10, 6), textcoords="offset points",
+                    ha="center", fontsize=9, color=style["color"])
+
+
+def use_log(values: np.ndarray, limits: np.ndarray) -> bool:
+    """Log x when the limits are positive, no value is negative and they span two decades."""
+    values = np.asarray(values, dtype=np.float64)
+    limits = np.asarray(limits, dtype=np.float64)
+    if limits.size == 0 or not np.all(np.isfinite(limits) & (limits > 0)):
         return False
-    return numbers.max() / numbers.min() >= LOG_SPAN
+    finite = values[np.isfinite(values)]
+    if np.any(finite < 0):
+        return False
+    positive = np.concatenate([finite[finite > 0], limits])
+    return positive.max() / positive.min() >= LOG_SPAN
 
 
-def _row_label(result: Any, several_models: bool) -> str:
+def row_label(result: Any, several_models: bool) -> str:
     return f"{model_name(str(result.model))} · {result.recurrence}" if several_models \
         else str(result.recurrence)
 

@@ -190,23 +190,26 @@ def check_text(report: Any, *, color: bool = False) -> str:
 
 
 def _check_panel(plot: Any, name: str, group: list[Any]) -> None:
-    from .check import _use_log
+    from .check import row_label, use_log
 
-    numbers = np.array([r.limit for r in group] + [r.value for r in group if r.value is not None],
-                       dtype=np.float64)
-    log = _use_log(numbers)
-    scale = (lambda v: math.log10(v)) if log else float
+    values = np.array([np.nan if r.value is None else r.value for r in group], dtype=np.float64)
+    limits = np.array([r.limit for r in group], dtype=np.float64)
+    log = use_log(values, limits)
+    scale = np.log10 if log else np.asarray
+    with np.errstate(divide="ignore"):
+        values, limits = scale(values), scale(limits)  # ∞, 0 on log: not drawn (not finite)
     rows = list(range(1, len(group) + 1))
-    _marks(plot, rows, [scale(r.limit) for r in group], "limit", "+")
+    _marks(plot, rows, limits, "limit", "+")
     for label, keep, marker in (("passed", True, "o"), ("failed", False, "x")):
-        picked = [(row, scale(r.value)) for row, r in zip(rows, group)
-                  if bool(r.passed) == keep and r.value is not None and math.isfinite(r.value)]
+        picked = [(row, value) for row, value, r in zip(rows, values, group)
+                  if bool(r.passed) == keep and math.isfinite(value)]
         if picked:
             _marks(plot, *zip(*picked), label, marker)
-    bottom, top = y_range([[scale(v) for v in numbers]], [])
+    bottom, top = y_range([values, limits], [])
     plot.ruler("y").lim(bottom, top)
     plot.ruler("x").lim(-0.6 * len(group), len(group) + 0.5)  # room on the left for the legend
-    plot.ruler("x").ticks(rows, [str(r.recurrence) for r in group])
+    several = len({r.model for r in group}) > 1
+    plot.ruler("x").ticks(rows, [row_label(r, several) for r in group])
     plot.legend(x=-0.6 * len(group), y=top, ha="left", va="top", relative=True)
     failed = sum(not r.passed for r in group)
     plot.title(f"{name}: {failed} of {len(group)} failed" if failed
@@ -215,6 +218,9 @@ def _check_panel(plot: Any, name: str, group: list[Any]) -> None:
 
 
 def _marks(plot: Any, x: Any, y: Any, label: str, marker: str) -> None:
-    signal = plot.signal([float(v) for v in x], [float(v) for v in y], marker=marker)
+    keep = [(float(a), float(b)) for a, b in zip(x, y) if math.isfinite(b)]
+    if not keep:
+        return
+    signal = plot.signal([a for a, _ in keep], [b for _, b in keep], marker=marker)
     signal.label(label)
     plot.draw(signal)

@@ -1,0 +1,118 @@
+"""Leaky rate RNN: a continuous-time RNN discretised by Euler's method, one gate block ``hh``.
+
+    x_t = (1 − α) x_(t−1) + α (W φ(x_(t−1)) + W_in u_t + b),      α = dt/τ ∈ (0, 1]
+    r_t = φ(x_t)                                                    (rates: the layer's output)
+    J_t = ∂x_t/∂x_(t−1) = (1 − α) I + α W diag(φ'(x_(t−1)))
+
+This is the form of PsychRNN, of the mackelab low-rank RNNs and of most rate models in
+computational neuroscience: the state is the pre-activation x, the nonlinearity acts on the
+state *before* W. rnngrad uses it for every mapped research checkpoint and for ``--leak α`` on an
+Elman layer. (A leaky Elman cell h' = (1 − α)h + α φ(W h + ...) would have the Jacobian
+(1 − α)I + α diag(φ'(a)) W instead; rnngrad does not use that form.) At α = 1 the cell is the
+Elman cell seen through h = φ(x): the per-step Jacobians are conjugate, with the same spectra.
+
+Weights in PyTorch orientation: ``weight_hh`` = W (N × N, rows index the new state),
+``weight_ih`` = W_in (N × I), ``bias_ih`` = b; ``bias_hh``, when present, adds to b.
+φ ∈ {tanh, relu, sigmoid, identity}; γ = max|φ'| is 1, 1, 1/4, 1, so
+‖J_t‖ ≤ (1 − α) + α γ σ_max(W) (Pascanu et al. 2013, Sec. 2.1, with the leak added).
+
+At rest (x = 0) every unit has the slope φ'(0): 1 for tanh and identity, 1/4 for sigmoid, and
+for relu rnngrad takes the slope of an active unit, 1 (relu has no derivative at 0; with slope 0
+the matrix would be (1 − α)I for every network). The *effective* matrix
+(1 − α)I + α φ'(0) W is reported next to W: its eigenvalues are 1 − α + α φ'(0) λ(W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .base import CellWeights
+
+NAME = "leaky"
+GATES = ("hh",)
+GATE_COUNT = 1
+NONLINEARITIES = ("tanh", "relu", "sigmoid", "identity")
+GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
+REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
+
+
+def rate_and_slope(x: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """φ(x) and φ'(x); relu's slope is 1[x > 0], as autograd takes it."""
+    if nonlinearity == "relu":
+        return torch.relu(x), (x > 0).to(x.dtype)
+    if nonlinearity == "sigmoid":
+        s = torch.sigmoid(x)
+        return s, s * (1 - s)
+    if nonlinearity == "identity":
+        return x, torch.ones_like(x)
+    t = torch.tanh(x)
+    return t, 1 - t * t
+
+
+def effective_matrix(weight_hh: np.ndarray, alpha: float, nonlinearity: str) -> np.ndarray:
+    """(1 − α) I + α φ'(0) W: the step Jacobian at rest (x = 0)."""
+    size = weight_hh.shape[0]
+    return (1 - alpha) * np.eye(size) + alpha * REST_SLOPE[nonlinearity] * weight_hh
+
+
+def check_leak(alpha: float, where: str) -> float:
+    """α as a float in (0, 1], or a ValueError naming ``where`` it came from."""
+    value = float(alpha)
+    if not np.isfinite(value) or not 0 < value <= 1:
+        raise ValueError(f"{where}: leak α = {alpha!r} must be in (0, 1] (α = dt/τ)")
+    return value
+
+
+@dataclass(frozen=True)
+class LeakyCell:
+    """The cell interface of :mod:`rnngrad.cells` with α and φ bound (``Recurrence.kind``)."""
+
+    alpha: float
+    nonlinearity: str
+
+    NAME = NAME
+    GATES = GATES
+    GATE_COUNT = GATE_COUNT
+
+    def gamma(self, nonlinearity: str | None = None) -> float:
+        return GAMMA[self.nonlinearity]
+
+    def state_size(self, hidden_size: int, proj_size: int) -> int:
+        return hidden_size
+
+    def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+        return rate_and_slope(state, self.nonlinearity)[0]
+
+    def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,
+             nonlinearity: str | None = None):
+        """One Euler step from the input drive W_in u + b (B, N); the cache is φ'(x_(t−1))."""
+        rate, slope = rate_and_slope(state, self.nonlinearity)
+        new = (1 - self.alpha) * state + self.alpha * (drive + w.recurrent_drive(rate))
+        return new, slope
+
+    def jacobian(self, w: CellWeights, cache: torch.Tensor,
+                 nonlinearity: str | None = None) -> torch.Tensor:
+        """(1 − α) I + α W diag(φ'(x_(t−1))), shape (B, N, N)."""
+        size = cache.shape[-1]
+        eye = torch.eye(size, dtype=cache.dtype, device=cache.device)
+        return (1 - self.alpha) * eye + self.alpha * (w.weight_hh * cache.unsqueeze(-2))
+
+    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
+        return {"hh": w.weight_hh}
+
+
+# Module-level functions so that the registry can treat this module like the others; the
+# analysis always goes through a bound :class:`LeakyCell` (``Recurrence.kind``).
+def gamma(nonlinearity: str) -> float:
+    return GAMMA.get(nonlinearity, 1.0)
+
+
+def state_size(hidden_size: int, proj_size: int) -> int:
+    return hidden_size
+
+
+def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
+    return {"hh": w.weight_hh}

@@ -1,0 +1,106 @@
+"""Readers for files that are not PyTorch state dicts, and the layer that maps them onto one.
+
+Every reader ends in a :class:`~rnngrad.loading.WeightBundle` whose recurrences are described
+explicitly by :class:`Layout` records: the loader knows which tensors form a recurrence, in
+which gate order and orientation they were stored and which cell they run. rnngrad's own
+*derived* tensors (named as PyTorch names them, ``<module>.weight_hh_l0``, in PyTorch's
+orientation and gate order) are computed lazily from the file's tensors, and each one says in
+``WeightBundle.derived`` what it was computed from.
+
+- :mod:`.keras` (``rnngrad[keras]``, h5py): Keras 2/3 HDF5 and ``.keras`` archives;
+- :mod:`.onnx_file` (``rnngrad[onnx]``): RNN/LSTM/GRU operators of ONNX graphs;
+- :mod:`.mapping` and :mod:`.conventions`: research checkpoints (``--map FILE.toml`` and the
+  built-in min-char-rnn, PsychRNN and mackelab conventions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..loading import TensorInfo, WeightBundle
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """One recurrence as a format describes it, over derived tensors named the PyTorch way.
+
+    The derived names are ``<module>.weight_hh_l<layer>[_reverse]`` (with ``weight_ih``,
+    ``bias_ih``, ``bias_hh`` companions) or, for ``cell_module``, ``<module>.weight_hh``.
+    ``cell`` overrides the guess from the row count (``"gru_reset_before"``, ``"leaky"``).
+    """
+
+    module: str
+    layer: int = 0
+    direction: str = "forward"
+    cell_module: bool = False
+    cell: str | None = None
+    nonlinearity: str | None = None
+    nonlinearity_source: str = "metadata"
+    convention: str = ""
+    gate_order: str = ""
+    orientation: str = ""
+    leak: float | None = None
+    leak_source: str = ""
+    low_rank: Any = None
+    sources: tuple[str, ...] = ()
+
+    def tensor_name(self, part: str) -> str:
+        """The derived name of ``part`` (``weight_hh``, ``weight_ih``, ``bias_ih``, ...)."""
+        prefix = f"{self.module}." if self.module else ""
+        if self.cell_module:
+            return f"{prefix}{part}"
+        reverse = "_reverse" if self.direction == "reverse" else ""
+        return f"{prefix}{part}_l{self.layer}{reverse}"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A tensor rnngrad computes from the file's: its description, recipe and provenance."""
+
+    info: TensorInfo
+    compute: Callable[[], np.ndarray]
+    origin: str
+
+
+def derived_tensor(name: str, shape: tuple[int, ...], dtype: str,
+                   compute: Callable[[], np.ndarray], origin: str) -> tuple[str, Derived]:
+    return name, Derived(TensorInfo(name=name, shape=tuple(int(d) for d in shape), dtype=dtype),
+                         compute, origin)
+
+
+def with_derived(bundle: WeightBundle, derived: Mapping[str, Derived], layouts: tuple[Layout, ...],
+                 notes: tuple[str, ...] = (), *, keep: Callable[[str], bool] | None = None,
+                 format: str | None = None) -> WeightBundle:
+    """``bundle`` plus derived tensors and the layouts over them.
+
+    ``keep`` selects which of the bundle's own tensors stay listed (default: all). The
+    result remembers ``bundle`` as ``original``, so a ``--map`` can start again from the file.
+    """
+    clash = sorted(set(derived) & set(bundle.tensors))
+    if clash:
+        raise ValueError(f"derived tensor names clash with the file's: {clash}")
+    own = {name: info for name, info in bundle.tensors.items() if keep is None or keep(name)}
+    tensors = {**own, **{name: item.info for name, item in derived.items()}}
+    fetch_own = bundle._fetch
+
+    def fetch(name: str) -> np.ndarray:
+        item = derived.get(name)
+        return item.compute() if item is not None else fetch_own(name)
+
+    return dataclasses.replace(
+        bundle, format=format or bundle.format, tensors=tensors, notes=bundle.notes + notes,
+        layouts=layouts, derived={name: item.origin for name, item in derived.items()},
+        original=bundle.original or bundle, _fetch=fetch)
+
+
+def float_dtype(dtype: Any) -> str:
+    """A numpy/torch dtype name as TensorInfo spells it."""
+    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+    return name
+
+
+__all__ = ["Derived", "Layout", "derived_tensor", "float_dtype", "with_derived"]

@@ -1,0 +1,63 @@
+"""Regenerate the pictures in docs/ from the shipped sample models (needs ``rnngrad[plot]``).
+
+    python scripts/make_docs_plots.py            # docs/*.svg
+    python scripts/make_docs_plots.py --png      # also docs/*.png, e.g. to look at them
+
+Deterministic: seeded probes and fixed-metadata SVG, so a rerun with the same matplotlib,
+PyTorch and numpy versions rewrites byte-identical files. The probe is the CLI's default
+(16 Gaussian sequences, 100 steps after 50 of burn-in, seed 0), lags 1..100; the check
+summary is ``rnngrad check`` on five samples with --explode-above 1e4 --vanish-below 1e-4
+--max-bound 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import rnngrad
+from rnngrad.bptt import BpttOptions, bptt
+from rnngrad.check import run_check
+from rnngrad.config import CheckConfig
+from rnngrad.plots import pascanu_bounds, save_plot, spectrum_matrices
+from rnngrad.probes import ProbeSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_models"
+OPTIONS = BpttOptions(lags="1..100", probe=ProbeSpec(batch=16, steps=100, seed=0, burn_in=50))
+# `rnngrad check` with the bptt verdict's thresholds and Pascanu's bound at 1
+CHECK = CheckConfig(lags="1..100", explode_above=1e4, vanish_below=1e-4, max_bound=1.0)
+CHECKED = ("elman_vanishing.safetensors", "elman_exploding.safetensors",
+           "elman_orthogonal.safetensors", "lstm_2layer.pt", "adding_task_lstm.safetensors")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder (default docs/)")
+    parser.add_argument("--png", action="store_true", help="also write PNG versions")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffixes = (".svg", ".png") if args.png else (".svg",)
+
+    def write(report, name: str, **extra) -> None:
+        for suffix in suffixes:
+            target = args.out / f"{name}{suffix}"
+            save_plot(report, str(target), **extra)
+            print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
+
+    gru = SAMPLES / "gru_bidirectional.safetensors"
+    spectrum = rnngrad.spectrum(gru)
+    write(spectrum, "spectrum_gru_bidirectional", matrices=spectrum_matrices(gru, spectrum))
+
+    elman = SAMPLES / "elman_exploding.safetensors"
+    write(bptt(elman, OPTIONS), "bptt_elman_exploding",
+          bounds=pascanu_bounds(rnngrad.spectrum(elman)))
+    write(bptt(SAMPLES / "adding_task_lstm.safetensors", OPTIONS),
+          "bptt_adding_task_lstm")
+
+    write(run_check([SAMPLES / name for name in CHECKED], [CHECK] * len(CHECKED)),
+          "check_samples")
+
+
+if __name__ == "__main__":
+    main()
