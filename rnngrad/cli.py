@@ -53,6 +53,8 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 KeyOpt = Annotated[Optional[list[str]], typer.Option("--key", help="Analyse this square "
                                                      "matrix as W_rec (repeatable).")]
+PlotOpt = Annotated[Optional[str], typer.Option(
+    "--plot", help='Draw the result: FILE.png, FILE.svg, or "term" (needs rnngrad[plot]).')]
 ActivationOpt = Annotated[Optional[Activation], typer.Option(
     "--activation", help="Nonlinearity of Elman layers (default: file metadata, else tanh).")]
 
@@ -89,15 +91,20 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
              fail_on: Annotated[SpectrumFailOn, typer.Option(
                  "--fail-on", help="Exit 1 when a recurrence has this verdict "
                  "(explosion-possible includes rest-unstable).")] = "never",
-             quiet: QuietOpt = False) -> None:
+             plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """Eigen- and singular values of every recurrent matrix, Pascanu's bound and a verdict."""
     from .analysis import spectrum as run_spectrum
 
     with handled(format):
+        _check_plot(plot)
         with progress(quiet, "spectrum") as on_progress:
             report = run_spectrum(model, keys=tuple(key or ()), activation=_value(activation),
                                   top=top, on_progress=on_progress)
         emit(report, format, output)
+        if plot is not None:
+            from .plots import save_plot, spectrum_matrices
+
+            save_plot(report, plot, matrices=spectrum_matrices(model, report))
         matches = FAIL_ON_MATCHES[_value(fail_on)]
         if any(item.verdict in matches for item in report.recurrences):
             raise typer.Exit(1)
@@ -191,7 +198,7 @@ def bptt(model: ModelArg,
          fail_on: Annotated[ProfileFailOn, typer.Option(
              "--fail-on", help="Exit 1 when a recurrence's measured verdict is this.")
                             ] = ProfileFailOn.never,
-         quiet: QuietOpt = False) -> None:
+         plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """Per-lag BPTT Jacobian norms on a probe, exploding directions, clip threshold."""
     from .bptt import BpttOptions, bptt as run_bptt
     from .probes import ProbeSpec
@@ -207,6 +214,7 @@ def bptt(model: ModelArg,
                               clip_rule=_value(clip_rule), modules=tuple(module or ()),
                               keys=tuple(key or ()), activation=_value(activation),
                               max_memory_gib=max_memory)
+        _check_plot(plot)
         with progress(quiet, "bptt") as on_progress:
             report = run_bptt(model, options, on_progress=on_progress)
         if save_directions is not None:
@@ -214,6 +222,13 @@ def bptt(model: ModelArg,
 
             write_directions(report, save_directions)
         emit(report, format, output)
+        if plot is not None:
+            from .analysis import spectrum as run_spectrum
+            from .plots import pascanu_bounds, save_plot
+
+            bounds = pascanu_bounds(run_spectrum(model, keys=options.keys,
+                                                 activation=options.activation))
+            save_plot(report, plot, bounds=bounds)
         matches = PROFILE_FAIL_ON[_value(fail_on)]
         if any(item.verdict in matches for item in report.recurrences):
             raise typer.Exit(1)
@@ -278,7 +293,7 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
           fail_on: Annotated[CheckFailOn, typer.Option(
               "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
                              ] = CheckFailOn.any,
-          quiet: QuietOpt = False) -> None:
+          plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """The CI gate: spectrum + bptt of each model against thresholds and a baseline."""
     from .baseline import read_baseline, write_baseline as save_baseline
     from .check import run_check
@@ -286,6 +301,7 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
     from .models import expand_models
 
     with handled(format):
+        _check_plot(plot)
         loaded = load_config(config)
         cli_values = {"lags": lags, "explode-above": explode_above,
                       "vanish-below": vanish_below, "max-spectral-radius": max_spectral_radius,
@@ -308,9 +324,21 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
         if write_baseline is not None:
             save_baseline(report, write_baseline)
         emit(report, format, output)
+        if plot is not None:
+            from .plots import save_plot
+
+            save_plot(report, plot)
         _github_summary(report, _value(format))
         if _value(fail_on) == "any" and not report.ok:
             raise typer.Exit(1)
+
+
+def _check_plot(plot: str | None) -> None:
+    """Refuse a bad --plot target (or a missing extra) before a long analysis."""
+    if plot is not None:
+        from .plots import check_target
+
+        check_target(plot)
 
 
 def _github_summary(report: Any, fmt_name: str) -> None:

@@ -35,6 +35,11 @@ import numpy as np
 from .errors import LoadError
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+# RNN weight files are megabytes to a few gigabytes; a larger file is refused before it is
+# hashed or parsed (a sparse file can claim terabytes of zeros).
+MAX_FILE_BYTES = 64 * 1024**3
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+              NotImplementedError, RuntimeError, KeyError, UnicodeDecodeError)
 MAX_NPZ_MEMBER_BYTES = 4 * 1024**3
 MAX_NPZ_RATIO = 1000
 
@@ -121,6 +126,11 @@ class WeightBundle:
 def load(path: str | Path) -> WeightBundle:
     """Read the weights file at ``path`` safely; raise :class:`LoadError` if it can't be."""
     file = _checked_path(path)
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise LoadError(f"{file}: the file is too large ({size / 1024**3:.0f} GiB; rnngrad "
+                        f"reads at most {MAX_FILE_BYTES // 1024**3} GiB)",
+                        "export just the recurrent weights to a smaller file")
     head = _read_head(file)
     kind = _sniff(head, file)
     sha = _sha256(file)
@@ -214,7 +224,7 @@ def _zip_kind(file: Path) -> str:
     try:
         with zipfile.ZipFile(file) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except ZIP_ERRORS as exc:
         raise LoadError(f"{file}: damaged zip archive ({exc})",
                         "re-save or re-download the weights") from None
     if "config.json" in names and any(name.startswith("model.weights") for name in names):
@@ -417,15 +427,20 @@ def _load_npz(file: Path, sha: str) -> WeightBundle:
 
 
 def _check_npz_sizes(file: Path) -> None:
-    with zipfile.ZipFile(file) as archive:
-        for info in archive.infolist():
-            ratio = info.file_size / max(info.compress_size, 1)
-            if info.file_size > MAX_NPZ_MEMBER_BYTES or (info.file_size > 64 * 1024**2
-                                                         and ratio > MAX_NPZ_RATIO):
-                raise LoadError(f"{file}: member {info.filename!r} would inflate to "
-                                f"{info.file_size / 1024**3:.1f} GiB from "
-                                f"{info.compress_size} bytes (zip bomb?)",
-                                "refused; save the weights uncompressed with numpy.savez")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            members = archive.infolist()
+    except ZIP_ERRORS as exc:
+        raise LoadError(f"{file}: damaged zip archive ({exc})",
+                        "re-save it with numpy.savez") from None
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > MAX_NPZ_MEMBER_BYTES or (info.file_size > 64 * 1024**2
+                                                     and ratio > MAX_NPZ_RATIO):
+            raise LoadError(f"{file}: member {info.filename!r} would inflate to "
+                            f"{info.file_size / 1024**3:.1f} GiB from "
+                            f"{info.compress_size} bytes (zip bomb?)",
+                            "refused; save the weights uncompressed with numpy.savez")
 
 
 # --- in-memory sources ----------------------------------------------------------------------

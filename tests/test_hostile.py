@@ -114,6 +114,42 @@ class Result:
                 f"\n  stderr:\n{tail(self.stderr)}\n  stdout:\n{tail(self.stdout)}")
 
 
+def run_in_process(argv: list, cwd: pathlib.Path) -> Result:
+    """The CLI's own entry point in this process: the same code path as the command, without
+    a 3 s torch import per call. An exception escaping main() is recorded as a traceback."""
+    import contextlib
+    import io
+    import traceback
+
+    from rnngrad.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    t0 = time.perf_counter()
+    rc: int | None = None
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(argv))
+                rc = 0
+            except SystemExit as exc:
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001 - a crash is what this test looks for
+                err.write(traceback.format_exc())
+                rc = None
+    finally:
+        os.chdir(previous)
+    return Result(argv, rc, out.getvalue(), err.getvalue(), time.perf_counter() - t0)
+
+
+#: Set RNNGRAD_HOSTILE_SUBPROCESS=1 to run every call through the installed command; by
+#: default only the payload cases (and a sample per command) do, the rest run in-process.
+SUBPROCESS_ALL = os.environ.get("RNNGRAD_HOSTILE_SUBPROCESS", "") not in ("", "0")
+SUBPROCESS_SAMPLE = {"empty_file", "text_named_safetensors", "directory", "missing_path",
+                     "weights_nan", "huge_shape_sparse_file"}
+
+
 def run_cli(exe: str, argv: list, cwd: pathlib.Path) -> Result:
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
@@ -176,12 +212,17 @@ def cli_results(request, built_corpus, tmp_path_factory) -> dict:
     cwd = tmp_path_factory.mktemp("cwd")
     jobs = int(os.environ.get("RNNGRAD_HOSTILE_JOBS", os.cpu_count() or 2))
 
-    def one(inv):
+    def one(inv, in_process=False):
         name, cmd, fmt = inv
         argv = built_corpus.cases[name].argv(cmd)
         if fmt == "json":
             argv = [*argv, "--format", "json"]
+        if in_process:
+            return inv, run_in_process(argv, cwd)
         return inv, run_cli(exe, argv, cwd)
+
+    def by_subprocess(inv) -> bool:
+        return SUBPROCESS_ALL or inv[0] in corpus.PAYLOAD_CASES or inv[0] in SUBPROCESS_SAMPLE
 
     wanted = list(dict.fromkeys(wanted))
     results = {}
@@ -193,10 +234,12 @@ def cli_results(request, built_corpus, tmp_path_factory) -> dict:
             res.payload_fired = True
             built_corpus.sentinel.unlink()
         results[inv] = res
-    rest = [w for w in wanted if w not in results]
+    rest = [w for w in wanted if w not in results and by_subprocess(w)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
         for inv, res in ex.map(one, rest):
             results[inv] = res
+    for inv in [w for w in wanted if w not in results]:
+        results[inv] = one(inv, in_process=True)[1]
     return results
 
 
@@ -250,6 +293,8 @@ def test_cli_refuses_cleanly(inv, built_corpus, cli_results):
     err = res.stderr.strip()
     assert err, f"stderr is empty{res.describe()}"
     assert "Traceback" not in res.stderr, f"traceback on stderr{res.describe()}"
+    assert "internal error" not in res.stderr.lower(), (
+        f"an unexpected exception reached the catch-all handler{res.describe()}")
     lines = err.splitlines()
     assert len(lines) <= MAX_STDERR_LINES, (
         f"stderr has {len(lines)} lines (max {MAX_STDERR_LINES}){res.describe()}")
@@ -283,6 +328,8 @@ def test_cli_json_error(inv, built_corpus, cli_results):
     assert err["hint"] is None or isinstance(err["hint"], str), (
         f"hint must be a string or null{res.describe()}")
     assert "Traceback" not in err["message"]
+    assert "internal error" not in err["message"].lower(), (
+        f"an unexpected exception reached the catch-all handler{res.describe()}")
     if case.kind in ("model", "probe"):
         assert case.path.name in err["message"], (
             f"message does not name the file {case.path.name!r}{res.describe()}")

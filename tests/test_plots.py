@@ -8,6 +8,8 @@ so the tests read titles and legend entries from those comments.
 from __future__ import annotations
 
 import dataclasses
+import html
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -86,7 +88,9 @@ def svg_texts(path: Path) -> tuple[ET.Element, list[str]]:
     """The parsed SVG and every text it draws (matplotlib's comments beside the glyphs)."""
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
     root = ET.fromstring(path.read_bytes(), parser=parser)
-    texts = [node.text.strip() for node in root.iter() if node.tag is ET.Comment and node.text]
+    # comments are not unescaped by the parser: "&lt;" stays as written
+    texts = [html.unescape(node.text.strip()) for node in root.iter()
+             if node.tag is ET.Comment and node.text]
     return root, texts
 
 
@@ -219,6 +223,20 @@ def test_bptt_non_finite_clip_norms(tmp_path, elman_bptt, norms, expected):
     assert has_text(texts, expected)
 
 
+def test_bptt_overflowed_forward_pass(tmp_path, capsys, elman_bptt):
+    """A profile without rows (the forward pass overflowed) still draws, and says why."""
+    profile = dataclasses.replace(elman_bptt.recurrences[0], rows=(), verdict="exploding",
+                                  reason="the forward pass itself overflowed float at step 7")
+    report = dataclasses.replace(elman_bptt, recurrences=(profile,))
+    target = tmp_path / "bptt.svg"
+    save_plot(report, str(target))
+    _, texts = svg_texts(target)
+    assert has_text(texts, "no lags measured:") and has_text(texts, "overflowed float at step 7")
+    if _has_plotext():
+        save_plot(report, "term")
+        assert "no lags measured" in capsys.readouterr().out
+
+
 # --- check ----------------------------------------------------------------------------------
 
 
@@ -259,6 +277,22 @@ def test_two_runs_give_identical_bytes(tmp_path, elman_bptt, suffix):
     save_plot(elman_bptt, str(first))
     save_plot(elman_bptt, str(second))
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_two_processes_give_identical_svg(tmp_path):
+    """Across interpreters too: different hash seeds, fresh font caches in memory."""
+    code = ("import sys, dataclasses, rnngrad.plots as p; "
+            "R = dataclasses.make_dataclass('R', ['model', 'recurrence', 'threshold', 'value', "
+            "'limit', 'passed']); C = dataclasses.make_dataclass('C', ['results']); "
+            "p.save_plot(C([R('m', 'rnn L0', 'max-bound', 1.2, 1.0, False), "
+            "R('m', 'rnn L1', 'max-bound', 0.5, 1.0, True)]), sys.argv[1])")
+    outputs = []
+    for seed in ("1", "2"):
+        target = tmp_path / f"check{seed}.svg"
+        subprocess.run([sys.executable, "-c", code, str(target)], check=True, timeout=120,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
 
 
 def test_svg_has_no_date(tmp_path, elman_bptt):
@@ -350,7 +384,7 @@ def test_term_bptt(capsys, elman_bptt, elman_spectrum):
     save_plot(elman_bptt, "term", bounds=pascanu_bounds(elman_spectrum))
     out = capsys.readouterr().out
     assert "rnngrad bptt · elman_exploding.safetensors" in out
-    assert "rnn L0: exploding" in out and "lag ℓ (steps)" in out
+    assert f"rnn L0: {elman_bptt.recurrences[0].verdict}" in out and "lag ℓ (steps)" in out
     assert "bound (γσ_max)^ℓ" in out and "clip threshold" in out
     assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
     assert len(out.splitlines()) > 30

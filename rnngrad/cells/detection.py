@@ -105,7 +105,8 @@ def _nothing_found_message(bundle: WeightBundle) -> str:
     more = f" and {len(bundle.tensors) - 12} more" if len(bundle.tensors) > 12 else ""
     seen = f"it holds {len(bundle.tensors)} tensors: {listed}{more}" if bundle.tensors \
         else "it holds no tensors"
-    return f"{bundle.path}: no recurrence found ({seen})"
+    skipped = "".join(f"; {note}" for note in bundle.notes if "skipped" in note)
+    return f"{bundle.path}: no recurrence found ({seen}{skipped})"
 
 
 def _from_patterns(bundle: WeightBundle, activation: str | None) -> list[Recurrence]:
@@ -130,6 +131,9 @@ def _build(bundle: WeightBundle, name: str, *, prefix: str, suffix: str, layer: 
            direction: str, activation: str | None, cell_module: bool) -> Recurrence:
     tensors = bundle.tensors
     w_hh = tensors[name]
+    if not w_hh.is_float:
+        raise LoadError(f"{bundle.path}: {name} has dtype {w_hh.dtype}, not a floating-point "
+                        "type", "rnngrad analyses float16/bfloat16/float32/float64 weights")
     companion = {part: f"{prefix}{part}{suffix}"
                  for part in ("weight_ih", "bias_ih", "bias_hh", "weight_hr")}
     w_hr = tensors.get(companion["weight_hr"])

@@ -10,6 +10,7 @@ the per-probe norms of the whole parameter gradient with the recommended clip th
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any, Mapping
 
 import numpy as np
@@ -89,6 +90,9 @@ def _profile(ax: Any, profile: RecurrenceProfile, options: dict[str, Any],
         ax.set_xlim(lags.min(), lags.max())
     if _log_spaced(lags):
         ax.set_xscale("log")
+    if not rows:  # the forward pass overflowed before any lag could be measured
+        ax.text(0.5, 0.5, "no lags measured:\n" + textwrap.fill(profile.reason, 60),
+                ha="center", va="center", transform=ax.transAxes, fontsize=9)
     rec = profile.recurrence
     cell = f"{rec.cell} {rec.nonlinearity}" if rec.cell == "rnn" else rec.cell
     ax.set_title(f"{rec.label} ({cell}, s = {_state(profile)}, {profile.state_size} units): "

@@ -67,9 +67,10 @@ def spectrum_text(report: SpectrumReport, matrices: Mapping[tuple[str, str], Any
 
     def draw(figure: Any) -> None:
         for index, item in enumerate(items):
-            arrays = {block: (None if matrices.get((item.recurrence.label, block)) is None else
-                              np.asarray(matrices[(item.recurrence.label, block)], np.float64))
-                      for block, _ in item.blocks}
+            arrays = {}
+            for block, _ in item.blocks:
+                matrix = matrices.get((item.recurrence.label, block))
+                arrays[block] = None if matrix is None else np.asarray(matrix, np.float64)
             _eigen_panel(_panel(figure, 2 * index, 2 * len(items)), item, arrays)
             _sigma_panel(_panel(figure, 2 * index + 1, 2 * len(items)), item, arrays)
 
@@ -131,7 +132,8 @@ def bptt_text(report: BpttReport, bounds: Mapping[str, float] | None = None,
         if finite.size:
             _clip_panel(_panel(figure, len(profiles), panels), report.clip, finite, norms.size)
 
-    header = f"rnngrad bptt · {model_name(report.model.path)}\n"
+    header = f"rnngrad bptt · {model_name(report.model.path)}\n" + "".join(
+        f"{p.recurrence.label}: no lags measured: {p.reason}\n" for p in profiles if not p.rows)
     return header + render(draw, panels, color=color)
 
 
@@ -154,9 +156,11 @@ def _profile_panel(plot: Any, profile: Any, options: dict[str, Any], bound: floa
     plot.ruler("y").lim(bottom, top)
     finite = [v for v in mean if v is not None and math.isfinite(v)]
     rising = len(finite) > 1 and finite[-1] > finite[0]
-    plot.legend(x=max(lags), y=bottom if rising else top, ha="right",
-                va="bottom" if rising else "top", relative=True)  # the corner the curve leaves
-    plot.title(f"{profile.recurrence.label}: {profile.verdict}")
+    if lags:
+        plot.legend(x=max(lags), y=bottom if rising else top, ha="right",
+                    va="bottom" if rising else "top", relative=True)  # the corner left free
+    plot.title(f"{profile.recurrence.label}: {profile.verdict}" + ("" if lags else
+                                                                   " (no lags measured)"))
     plot.label("lag ℓ (steps)", axis="x")
     plot.label("log10 ‖∂s_T/∂s_(T−ℓ)‖", axis="y")
 
