@@ -96,7 +96,7 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
     from .analysis import spectrum as run_spectrum
 
     with handled(format):
-        _check_plot(plot)
+        _check_plot(plot, format, output)
         with progress(quiet, "spectrum") as on_progress:
             report = run_spectrum(model, keys=tuple(key or ()), activation=_value(activation),
                                   top=top, on_progress=on_progress)
@@ -214,7 +214,7 @@ def bptt(model: ModelArg,
                               clip_rule=_value(clip_rule), modules=tuple(module or ()),
                               keys=tuple(key or ()), activation=_value(activation),
                               max_memory_gib=max_memory)
-        _check_plot(plot)
+        _check_plot(plot, format, output)
         with progress(quiet, "bptt") as on_progress:
             report = run_bptt(model, options, on_progress=on_progress)
         if save_directions is not None:
@@ -301,7 +301,7 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
     from .models import expand_models
 
     with handled(format):
-        _check_plot(plot)
+        _check_plot(plot, format, output)
         loaded = load_config(config)
         cli_values = {"lags": lags, "explode-above": explode_above,
                       "vanish-below": vanish_below, "max-spectral-radius": max_spectral_radius,
@@ -333,12 +333,15 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
             raise typer.Exit(1)
 
 
-def _check_plot(plot: str | None) -> None:
+def _check_plot(plot: str | None, fmt: Any, output: Path | None) -> None:
     """Refuse a bad --plot target (or a missing extra) before a long analysis."""
-    if plot is not None:
-        from .plots import check_target
+    if plot is None:
+        return
+    from .plots import check_target
 
-        check_target(plot)
+    if check_target(plot) == "term" and _value(fmt) != "table" and output is None:
+        raise OptionError(f"--plot term draws on stdout, where --format {_value(fmt)} goes",
+                          "write the report with --output FILE, or plot to a .png or .svg file")
 
 
 def _github_summary(report: Any, fmt_name: str) -> None:

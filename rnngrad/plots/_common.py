@@ -84,7 +84,7 @@ def require(kind: str) -> None:
         if not (hasattr(figure, "signal") and hasattr(figure, "build")):
             version = getattr(plotext, "__version__", "an older version")
             raise OptionError(f"--plot term needs plotext 6 or newer, found {version}",
-                              f'pip install -U "plotext>=6" (or {INSTALL_HINT})')
+                              'pip install -U "plotext>=6"')
         return
     try:
         importlib.import_module("matplotlib")
