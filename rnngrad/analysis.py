@@ -58,6 +58,10 @@ def inspect(source: Any, *, keys: tuple[str, ...] = (), activation: str | None =
     """The tensors of a file and the recurrences rnngrad finds in it."""
     bundle = understood_bundle(source, mapping)
     recurrences = find_recurrences(bundle, keys=keys, activation=activation, leak=leak)
+    for rec in recurrences:  # refuse NaN/Inf or non-float recurrent weights here too
+        for name in rec.tensor_names:
+            if name in bundle.tensors:
+                bundle.array(name)
     owner = {name: rec.label for rec in recurrences
              for name in rec.tensor_names + rec.sources}
     rows = tuple(TensorRow(name=info.name, shape=info.shape, dtype=info.dtype,
