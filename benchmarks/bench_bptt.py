@@ -379,6 +379,7 @@ def main(argv=None) -> int:
     rows, checks, profiles = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
+            load_at_start = os.getloadavg()[0]
             threads = 1 if size < bptt_module.SMALL_STATE else default_threads
             rnn = make_model(size, args.seed)
             inputs = make_inputs(batch, steps, args.seed)
@@ -423,13 +424,13 @@ def main(argv=None) -> int:
             checks.append((size, err_hot, err_whole, err_self, len(plain.norms)))
             if "hot" not in best:  # hot path only measured inside the whole call
                 best["hot"] = best["hot_in_whole"]
-            rows.append((size, threads, best, runs, plain, whole_logs))
+            rows.append((size, threads, best, runs, plain, whole_logs, load_at_start))
 
     header = ("| H | thr | (a) whole call [s] | (a) hot path [s] | hot path inside whole [s] "
               "| (b) plain autograd [s] | (c) bare chain [s] | plain/whole | plain/hot "
-              "| whole/bare | hot/bare | mean log10‖P_L‖ |")
-    table = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for size, threads, best, runs, plain, whole_logs in rows:
+              "| whole/bare | hot/bare | mean log10‖P_L‖ | load |")
+    table = [header, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, threads, best, runs, plain, whole_logs, load_at_start in rows:
         approx = plain.extrapolated
         standalone = runs["hot"] > 0
         hot_cell = f"{fmt(best['hot'])} (×{runs['hot']})" if standalone else "†"
@@ -442,14 +443,14 @@ def main(argv=None) -> int:
             f"| {ratio(plain.total, best['hot'], approx)}{'' if standalone else '†'} "
             f"| {ratio(best['whole'], best['bare'])} "
             f"| {ratio(best['hot'], best['bare'])}{'' if standalone else '†'} "
-            f"| {whole_logs[-1]:.2f} |")
+            f"| {whole_logs[-1]:.2f} | {load_at_start:.1f} |")
     table += ["", "(×n): timed runs, best shown. \"hot path inside whole\": the forward pass and "
               "sweep as timed inside the whole call (the rest of the whole call is directions, "
               "gradient shares, clipping, loading). † standalone hot path not run (a whole call "
               f"took ≥ {args.standalone_max:g} s): the hot-path ratios use the time inside the "
               "whole call. ~ extrapolated (see below)."]
     notes = ["", "How (b) was obtained:", ""]
-    for size, _, _, runs, plain, _ in rows:
+    for size, _, _, runs, plain, *_ in rows:
         if plain.extrapolated:
             a, b = plain.fit
             notes.append(f"- H={size}: ~extrapolated from {len(plain.times)} timed jacobians "
@@ -474,7 +475,7 @@ def main(argv=None) -> int:
     targets = ["", "Targets:", ""]
     if not any(size in (256, 512, 1024) for size, *_ in rows):
         targets.append("- (no target size in this run: targets are at H = 256, 512, 1024)")
-    for size, _, best, _, plain, _ in rows:
+    for size, _, best, _, plain, *_ in rows:
         mark = "~" if plain.extrapolated else ""
         if size == 256:
             for name in ("whole", "hot"):

@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     rows = []
     worst = 0.0
     for size in sizes:
+        load_at_start = os.getloadavg()[0]
         w = make_matrix(size, args.seed)
         sd = make_state_dict(w, args.seed)
         t_plain, n_plain, ref = best_time(lambda: plain(w), args.repeats, args.budget)
@@ -157,24 +158,25 @@ def main(argv=None) -> int:
                      rel(ref[2], hh.sigma_min), rel(ref[0], rest.spectral_radius),
                      rel(ref[1], rest.norm))
         worst = max(worst, diff_b, diff_c)
-        rows.append((size, t_plain, n_plain, t_am, n_am, t_sp, n_sp, diff_b, diff_c, ref))
+        rows.append((size, t_plain, n_plain, t_am, n_am, t_sp, n_sp, diff_b, diff_c, ref,
+                     load_at_start))
         print(f"<!-- H={size}: plain {t_plain:.3f}s, analyze_matrix {t_am:.3f}s, "
               f"spectrum() {t_sp:.3f}s -->", flush=True)
 
     table = [
         "| H | ρ | σ_max | σ_min | (a) eigvals+svd [s] | (b) analyze_matrix [s] "
-        "| (c) spectrum() [s] | (a)/(b) | (a)/(c) | max rel diff (a) vs (b) | (a) vs (c) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| (c) spectrum() [s] | (a)/(b) | (a)/(c) | max rel diff (a) vs (b) | (a) vs (c) | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size, tp, npl, ta, na, ts, ns, db, dc, ref in rows:
+    for size, tp, npl, ta, na, ts, ns, db, dc, ref, load_at_start in rows:
         table.append(f"| {size} | {ref[0]:.6f} | {ref[1]:.6f} | {ref[2]:.3e} "
                      f"| {tp:.3f} (×{npl}) | {ta:.3f} (×{na}) | {ts:.3f} (×{ns}) "
-                     f"| {tp / ta:.2f}× | {tp / ts:.2f}× | {db:.1e} | {dc:.1e} |")
+                     f"| {tp / ta:.2f}× | {tp / ts:.2f}× | {db:.1e} | {dc:.1e} | {load_at_start:.1f} |")
     load = os.getloadavg()
     footer = [
         "",
         "(×n) = number of timed runs, best reported. Ratios > 1 mean rnngrad is faster than the "
-        "plain eigvals + full svd.",
+        "plain eigvals + full svd. load: 1-minute load average when the size started.",
         f"Max relative difference of ρ, σ_max, σ_min (and, for (c), the rest-state Jacobian's "
         f"ρ and norm): {worst:.2e} (tolerance {TOLERANCE:g}).",
         f"Load average at end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",

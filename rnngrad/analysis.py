@@ -142,8 +142,9 @@ def _leaky_verdict(alpha: float, bound: float, rest: RestJacobian) -> tuple[str,
                            f"‖∂x_T/∂x_(T−ℓ)‖ ≤ {bound:.4g}^ℓ (sufficient for vanishing)")
     if rest.spectral_radius > 1 + EDGE:
         return REST_UNSTABLE, (f"{head} ≥ 1 allows explosion, and {at_rest} > 1: the rest "
-                               "state is unstable, small states grow along the leading "
-                               "eigenvector of W")
+                               "state is unstable, small states grow along the effective "
+                               "matrix's leading eigenvector (that of the eigenvalue λ of W "
+                               "maximising |1 − α + αφ'(0)λ|)")
     return EXPLOSION_POSSIBLE, (f"{head} ≥ 1: explosion is possible, not certain; {at_rest}; "
                                 "measure with `rnngrad bptt`")
 

@@ -238,7 +238,7 @@ def _check_memory(group: Group, probe: Probe, lags: tuple[int, ...],
 
 def _block(rec: Recurrence, state: str) -> tuple[slice, str]:
     if rec.cell != "lstm" or state == "all":
-        return slice(0, rec.state_size), "h,c" if rec.cell == "lstm" else "h"
+        return slice(0, rec.state_size), {"lstm": "h,c", leaky.NAME: "x"}.get(rec.cell, "h")
     out = rec.output_size
     return (slice(0, out), "h") if state == "h" else (slice(out, rec.state_size), "c")
 

@@ -23,10 +23,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from .analysis import spectrum
+from .analysis import spectrum, understood_bundle
 from .bptt import BpttOptions, bptt
 from .config import CheckConfig
-from .loading import as_bundle
 from .probes import ProbeSpec
 from .report import ModelInfo, finite_json
 
@@ -123,15 +122,15 @@ def _result_dict(result: CheckResult) -> dict[str, Any]:
 def measure(source: Any, config: CheckConfig,
             on_progress: Callable[[int, int, str], None] | None = None) -> ModelFigures:
     """Run spectrum and bptt on one model with the config's probe settings."""
-    bundle = as_bundle(source)
+    bundle = understood_bundle(source, config.map)
     spec = (ProbeSpec(kind="file", path=config.inputs) if config.inputs else
             ProbeSpec(batch=config.batch, steps=config.steps, seed=config.seed,
                       input_scale=config.input_scale))
     explode = config.explode_above or max(1e4, (config.vanish_below or 0) * 10)
     vanish = config.vanish_below or min(1e-4, explode / 10)
     options = BpttOptions(lags=config.lags, probe=spec, activation=config.activation,
-                          vanish_below=vanish, explode_above=explode)
-    spec_report = spectrum(bundle, activation=config.activation)
+                          vanish_below=vanish, explode_above=explode, leak=config.leak)
+    spec_report = spectrum(bundle, activation=config.activation, leak=config.leak)
     profile = bptt(bundle, options, on_progress=on_progress)
     measured = {item.recurrence.weight_hh: item for item in profile.recurrences}
     figures = []

@@ -46,7 +46,14 @@ class Activation(str, Enum):
 SpectrumFailOn = Enum("SpectrumFailOn", {name: name for name in FAIL_ON_MATCHES}, type=str)
 
 ModelArg = Annotated[Path, typer.Argument(help="Weights file: .safetensors, .pt/.pth/.bin "
-                                          "state dict, or .npz.", show_default=False)]
+                                          "state dict, .npz, Keras .h5/.keras, or .onnx.",
+                                          show_default=False)]
+LeakOpt = Annotated[Optional[float], typer.Option(
+    "--leak", help="Run Elman layers as leaky rate cells x' = (1−α)x + α(W φ(x) + W_in u + b) "
+                   "with α = dt/τ in (0, 1]; also overrides α of mapped/recognised rate models.")]
+MapOpt = Annotated[Optional[Path], typer.Option(
+    "--map", help="TOML file describing a research checkpoint's recurrence: recurrent/input/bias "
+                  "arrays, nonlinearity, leak (or dt, tau), orientation.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the output "
                                                    "to FILE instead of stdout.")]
@@ -73,13 +80,15 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 @app.command()
 def inspect(model: ModelArg, key: KeyOpt = None, activation: ActivationOpt = None,
+            leak: LeakOpt = None, map_file: MapOpt = None,
             format: FormatOpt = Format.table, output: OutputOpt = None,
             quiet: QuietOpt = False) -> None:
     """What is in the file: tensors and the recurrences found."""
     from .analysis import inspect as run_inspect
 
     with handled(format):
-        report = run_inspect(model, keys=tuple(key or ()), activation=_value(activation))
+        report = run_inspect(model, keys=tuple(key or ()), activation=_value(activation),
+                             leak=leak, mapping=str(map_file) if map_file else None)
         emit(report, format, output)
 
 
@@ -87,6 +96,7 @@ def inspect(model: ModelArg, key: KeyOpt = None, activation: ActivationOpt = Non
 def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
                  "--top", "-k", help="How many eigenvalues to list per block.")] = 5,
              key: KeyOpt = None, activation: ActivationOpt = None,
+             leak: LeakOpt = None, map_file: MapOpt = None,
              format: FormatOpt = Format.table, output: OutputOpt = None,
              fail_on: Annotated[SpectrumFailOn, typer.Option(
                  "--fail-on", help="Exit 1 when a recurrence has this verdict "
@@ -99,7 +109,8 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
         _check_plot(plot, format, output)
         with progress(quiet, "spectrum") as on_progress:
             report = run_spectrum(model, keys=tuple(key or ()), activation=_value(activation),
-                                  top=top, on_progress=on_progress)
+                                  top=top, on_progress=on_progress, leak=leak,
+                                  mapping=str(map_file) if map_file else None)
         emit(report, format, output)
         if plot is not None:
             from .plots import save_plot, spectrum_matrices
@@ -194,6 +205,7 @@ def bptt(model: ModelArg,
          max_memory: Annotated[float, typer.Option(help="Refuse analyses needing more GiB.")
                                ] = 8.0,
          key: KeyOpt = None, activation: ActivationOpt = None,
+         leak: LeakOpt = None, map_file: MapOpt = None,
          format: FormatOpt = Format.table, output: OutputOpt = None,
          fail_on: Annotated[ProfileFailOn, typer.Option(
              "--fail-on", help="Exit 1 when a recurrence's measured verdict is this.")
@@ -213,7 +225,8 @@ def bptt(model: ModelArg,
                               targets=str(targets) if targets else None,
                               clip_rule=_value(clip_rule), modules=tuple(module or ()),
                               keys=tuple(key or ()), activation=_value(activation),
-                              max_memory_gib=max_memory)
+                              max_memory_gib=max_memory, leak=leak,
+                              mapping=str(map_file) if map_file else None)
         _check_plot(plot, format, output)
         with progress(quiet, "bptt") as on_progress:
             report = run_bptt(model, options, on_progress=on_progress)
@@ -227,7 +240,8 @@ def bptt(model: ModelArg,
             from .plots import pascanu_bounds, save_plot
 
             bounds = pascanu_bounds(run_spectrum(model, keys=options.keys,
-                                                 activation=options.activation))
+                                                 activation=options.activation,
+                                                 leak=leak, mapping=options.mapping))
             save_plot(report, plot, bounds=bounds)
         matches = PROFILE_FAIL_ON[_value(fail_on)]
         if any(item.verdict in matches for item in report.recurrences):
@@ -273,7 +287,7 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
           input_scale: Annotated[Optional[float], typer.Option(rich_help_panel=PROBE)] = None,
           inputs: Annotated[Optional[str], typer.Option(help="Probe sequences .npy.",
                                                         rich_help_panel=PROBE)] = None,
-          activation: ActivationOpt = None,
+          activation: ActivationOpt = None, leak: LeakOpt = None, map_file: MapOpt = None,
           baseline: Annotated[Optional[Path], typer.Option(
               help="Fail on regressions against this baseline.", rich_help_panel=CONFIG)] = None,
           write_baseline: Annotated[Optional[Path], typer.Option(
@@ -308,7 +322,8 @@ def check(models: Annotated[Optional[list[str]], typer.Argument(
                       "max-bound": max_bound, "batch": batch, "steps": steps, "seed": seed,
                       "input-scale": input_scale, "inputs": inputs,
                       "activation": _value(activation), "radius-tolerance": radius_tolerance,
-                      "norm-drop": norm_drop, "norm-rise": norm_rise,
+                      "norm-drop": norm_drop, "norm-rise": norm_rise, "leak": leak,
+                      "map": str(map_file) if map_file else None,
                       "baseline": str(baseline) if baseline else None}
         defaults = loaded.for_model("", cli_values)
         paths = expand_models(models or list(defaults.models))

@@ -33,6 +33,8 @@ class CheckConfig:
     input_scale: float = 1.0
     inputs: str | None = None
     activation: str | None = None
+    leak: float | None = None
+    map: str | None = None
     radius_tolerance: float = 0.05
     norm_drop: float = 10.0
     norm_rise: float = 10.0
@@ -51,7 +53,7 @@ KEY_TYPES: dict[str, tuple[type, ...]] = {
     "lags": (str,), "explode-above": (int, float), "vanish-below": (int, float),
     "max-spectral-radius": (int, float), "max-bound": (int, float), "batch": (int,),
     "steps": (int,), "seed": (int,), "input-scale": (int, float), "inputs": (str,),
-    "activation": (str,), "radius-tolerance": (int, float), "norm-drop": (int, float),
+    "activation": (str,), "leak": (int, float), "map": (str,), "radius-tolerance": (int, float), "norm-drop": (int, float),
     "norm-rise": (int, float), "baseline": (str,), "models": (list,),
 }
 OVERRIDES = "overrides"

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..errors import LoadError
 from ..loading import TensorInfo, WeightBundle
 
 
@@ -73,18 +74,19 @@ def derived_tensor(name: str, shape: tuple[int, ...], dtype: str,
 
 
 def with_derived(bundle: WeightBundle, derived: Mapping[str, Derived], layouts: tuple[Layout, ...],
-                 notes: tuple[str, ...] = (), *, keep: Callable[[str], bool] | None = None,
-                 format: str | None = None) -> WeightBundle:
+                 notes: tuple[str, ...] = ()) -> WeightBundle:
     """``bundle`` plus derived tensors and the layouts over them.
 
-    ``keep`` selects which of the bundle's own tensors stay listed (default: all). The
-    result remembers ``bundle`` as ``original``, so a ``--map`` can start again from the file.
+    The file's own tensors stay listed (``inspect`` marks those a recurrence was computed from
+    as used by it). The result remembers ``bundle`` as ``original``, so that a ``--map`` can
+    start again from the file as read.
     """
     clash = sorted(set(derived) & set(bundle.tensors))
     if clash:
-        raise ValueError(f"derived tensor names clash with the file's: {clash}")
-    own = {name: info for name, info in bundle.tensors.items() if keep is None or keep(name)}
-    tensors = {**own, **{name: item.info for name, item in derived.items()}}
+        raise LoadError(f"{bundle.path}: the file already holds a tensor named {clash[0]!r}, "
+                        "which rnngrad would derive", "name the recurrence differently "
+                        "(name = \"...\" in a --map file)")
+    tensors = {**bundle.tensors, **{name: item.info for name, item in derived.items()}}
     fetch_own = bundle._fetch
 
     def fetch(name: str) -> np.ndarray:
@@ -92,15 +94,9 @@ def with_derived(bundle: WeightBundle, derived: Mapping[str, Derived], layouts: 
         return item.compute() if item is not None else fetch_own(name)
 
     return dataclasses.replace(
-        bundle, format=format or bundle.format, tensors=tensors, notes=bundle.notes + notes,
-        layouts=layouts, derived={name: item.origin for name, item in derived.items()},
+        bundle, tensors=tensors, notes=bundle.notes + notes, layouts=layouts,
+        derived={name: item.origin for name, item in derived.items()},
         original=bundle.original or bundle, _fetch=fetch)
 
 
-def float_dtype(dtype: Any) -> str:
-    """A numpy/torch dtype name as TensorInfo spells it."""
-    name = str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
-    return name
-
-
-__all__ = ["Derived", "Layout", "derived_tensor", "float_dtype", "with_derived"]
+__all__ = ["Derived", "Layout", "derived_tensor", "with_derived"]

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import LoadError
 from ..loading import TensorInfo, WeightBundle
-from . import Derived, derived_tensor, with_derived
+from . import Derived, with_derived
 from . import hdf5
 from .keras_cells import CLASS_KIND, KerasRNN, describe
 
@@ -191,13 +191,19 @@ def _keras2_layer(group, layer: str, configs: dict, found: Found, where: str) ->
         prefix, _, leaf = name.rpartition("/")
         by_prefix.setdefault(prefix, {})[leaf.split(":")[0]] = f"{group.name}/{name}"
     cells = [p for p, leaves in by_prefix.items() if {"kernel", "recurrent_kernel"} <= set(leaves)]
+    analysed: set[str] = set()
     for index, prefix in enumerate(cells):
         module, class_name, config, direction = _keras2_identity(layer, prefix, index, len(cells),
                                                                  configs)
-        found.rnns.append(_rnn(group.file, by_prefix[prefix], module, direction, class_name,
-                               config, where))
+        rnn = _rnn(group.file, by_prefix[prefix], module, direction, class_name, config, where)
+        if rnn is None:
+            found.notes.append(f"{module}: recurrent weights that are not matrices (a "
+                               "convolutional RNN?) are listed, not analysed")
+        else:
+            found.rnns.append(rnn)
+            analysed.add(prefix)
     for prefix, leaves in by_prefix.items():
-        if prefix not in cells:
+        if prefix not in analysed:
             first = prefix.split("/")[0]
             module = first if first in configs and first != layer else layer
             class_name = configs.get(module, (None, {}))[0]
@@ -271,8 +277,11 @@ def _keras3(h5, config: dict | None, flavour: str, where: str) -> Found:
             direction = "reverse"
         class_name, layer_config = _cell_config(class_name, layer_config)
         leaves = dict(zip(("kernel", "recurrent_kernel", "bias"), datasets))
+        rnn = None
         if owner.endswith("/cell") and len(datasets) in (2, 3):
-            found.rnns.append(_rnn(h5, leaves, module, direction, class_name, layer_config, where))
+            rnn = _rnn(h5, leaves, module, direction, class_name, layer_config, where)
+        if rnn is not None:
+            found.rnns.append(rnn)
         else:
             named = dict(zip(("kernel", "bias"), datasets)) if class_name == "Dense" else \
                 {("embeddings" if class_name == "Embedding" else str(i)): path
@@ -280,6 +289,8 @@ def _keras3(h5, config: dict | None, flavour: str, where: str) -> Found:
             found.others += _other_weights(h5, module, class_name, named, where)
     if not config:
         found.notes.append("no config.json: layer types from the weights' paths and shapes")
+    first_seen = {rnn.module: index for index, rnn in reversed(list(enumerate(found.rnns)))}
+    found.rnns.sort(key=lambda rnn: (first_seen[rnn.module], rnn.direction != "forward"))
     return found
 
 
@@ -361,7 +372,8 @@ def _class_from_path(layer_path: str) -> str | None:
 
 
 def _rnn(h5, leaves: dict[str, str], module: str, direction: str, class_name: str | None,
-         config: dict, where: str) -> KerasRNN:
+         config: dict, where: str) -> KerasRNN | None:
+    """The cell, or None when kernel and recurrent kernel are not matrices (ConvLSTM, ...)."""
     def shape(path: str | None):
         if path is None:
             return None
@@ -372,6 +384,8 @@ def _rnn(h5, leaves: dict[str, str], module: str, direction: str, class_name: st
 
     (kernel, dtype), (recurrent, _) = shape(leaves["kernel"]), shape(leaves["recurrent_kernel"])
     bias = shape(leaves.get("bias"))
+    if len(kernel) != 2 or len(recurrent) != 2:
+        return None
     return KerasRNN(module=module, direction=direction, kernel=leaves["kernel"],
                     recurrent=leaves["recurrent_kernel"], bias=leaves.get("bias"),
                     kernel_shape=kernel, recurrent_shape=recurrent,

@@ -42,8 +42,8 @@ DEFAULT_ACTIVATIONS = {"RNN": ("tanh",), "GRU": ("sigmoid", "tanh"),
 
 
 def load_onnx(file: Path, sha: str) -> WeightBundle:
-    onnx = _onnx()
     where = str(file)
+    onnx = _onnx(where)
     try:
         model = onnx.load(str(file), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError and friends
@@ -58,11 +58,12 @@ def load_onnx(file: Path, sha: str) -> WeightBundle:
     return with_derived(base, finder.derived, tuple(finder.layouts), tuple(finder.notes))
 
 
-def _onnx():
+def _onnx(where: str = ""):
     try:
         import onnx
     except ImportError:
-        raise LoadError("reading ONNX models needs the onnx package, which is not installed",
+        raise LoadError(f"{where + ': ' if where else ''}this looks like an ONNX model; reading "
+                        "it needs the onnx package, which is not installed",
                         INSTALL_HINT) from None
     return onnx
 
@@ -275,6 +276,8 @@ def _check_unsupported(node, attrs, label, where, peepholes) -> None:
 def _activations(op, attrs, d, directions, label, where) -> tuple[str, ...]:
     count = len(DEFAULT_ACTIVATIONS[op])
     given = [(_text(a)).lower() for a in attrs.get("activations", [])]
+    if len(given) == count:  # one direction's list, read as meant for every direction
+        given = given * directions
     chosen = tuple(given[d * count:(d + 1) * count]) if given else DEFAULT_ACTIVATIONS[op]
     allowed = ((("tanh",), ("relu",)) if op == "RNN" else (DEFAULT_ACTIVATIONS[op],))
     if chosen not in allowed or attrs.get("activation_alpha") or attrs.get("activation_beta"):
