@@ -73,7 +73,7 @@ def inspect(source: Any, *, keys: tuple[str, ...] = (), activation: str | None =
 
 def spectrum(source: Any, *, keys: tuple[str, ...] = (), activation: str | None = None,
              top: int = 5, on_progress: Progress | None = None, leak: float | None = None,
-             mapping: str | None = None) -> SpectrumReport:
+             mapping: str | None = None, max_memory_gib: float = 8.0) -> SpectrumReport:
     """Eigen- and singular values of every recurrent block, the bound and a verdict."""
     if top < 1:
         from .errors import OptionError
@@ -81,6 +81,8 @@ def spectrum(source: Any, *, keys: tuple[str, ...] = (), activation: str | None 
         raise OptionError(f"--top {top} must be at least 1", "ask for e.g. --top 5")
     bundle = understood_bundle(source, mapping)
     recurrences = find_recurrences(bundle, keys=keys, activation=activation, leak=leak)
+    for rec in recurrences:
+        check_spectrum_memory(rec, max_memory_gib)
     results = []
     for index, rec in enumerate(recurrences):
         if on_progress:
@@ -90,6 +92,20 @@ def spectrum(source: Any, *, keys: tuple[str, ...] = (), activation: str | None 
         on_progress(len(recurrences), len(recurrences), "done")
     return SpectrumReport(model=model_info(bundle), recurrences=tuple(results), top=top,
                           notes=understanding_notes(bundle, recurrences))
+
+
+def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
+    """Refuse before allocating: the gate blocks in float64 plus about six state-sized squares
+    (the rest-state Jacobian, LAPACK's copies and workspace)."""
+    from .errors import ResourceError
+
+    size = rec.state_size
+    needed = 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size) + 6 * size * size)
+    if needed > max_memory_gib * 1024**3:
+        raise ResourceError(f"{rec.weight_hh}: the spectrum of this {size}-state recurrence "
+                            f"needs about {needed / 1024**3:.1f} GiB, over the "
+                            f"{max_memory_gib:g} GiB limit",
+                            "raise --max-memory if the machine has the memory")
 
 
 def recurrence_spectrum(bundle: WeightBundle, rec: Recurrence, *, top: int = 5) -> RecurrenceSpectrum:

@@ -101,6 +101,8 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
              fail_on: Annotated[SpectrumFailOn, typer.Option(
                  "--fail-on", help="Exit 1 when a recurrence has this verdict "
                  "(explosion-possible includes rest-unstable).")] = "never",
+             max_memory: Annotated[float, typer.Option(help="Refuse analyses needing more GiB.")
+                                   ] = 8.0,
              plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """Eigen- and singular values of every recurrent matrix, Pascanu's bound and a verdict."""
     from .analysis import spectrum as run_spectrum
@@ -110,7 +112,8 @@ def spectrum(model: ModelArg, top: Annotated[int, typer.Option(
         with progress(quiet, "spectrum") as on_progress:
             report = run_spectrum(model, keys=tuple(key or ()), activation=_value(activation),
                                   top=top, on_progress=on_progress, leak=leak,
-                                  mapping=str(map_file) if map_file else None)
+                                  mapping=str(map_file) if map_file else None,
+                                  max_memory_gib=max_memory)
         emit(report, format, output)
         if plot is not None:
             from .plots import save_plot, spectrum_matrices

@@ -135,3 +135,12 @@ def test_gated_cells_are_never_given_a_w_hh_only_verdict():
     item = rnngrad.spectrum(_module("GRU")).recurrences[0]
     assert item.verdict in ("undetermined", "rest-unstable")
     assert "gated" in item.reason and "bptt" in item.reason
+
+
+def test_spectrum_refuses_before_allocating_past_max_memory():
+    from rnngrad.errors import ResourceError
+
+    state = {"W": torch.eye(300, dtype=torch.float64)}
+    with pytest.raises(ResourceError, match="GiB"):
+        rnngrad.spectrum(state, keys=("W",), max_memory_gib=0.001)
+    assert rnngrad.spectrum(state, keys=("W",)).recurrences[0].block("hh").sigma_max == 1.0
