@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .report import Directions
-from .spectral import leading_eigenpair
+from .spectral import leading_eigenvectors
 
 ALIGNED, PARTLY = 0.9, 0.5
 
@@ -20,8 +20,7 @@ ALIGNED, PARTLY = 0.9, 0.5
 def exploding_directions(profile, reference: np.ndarray, reference_name: str) -> Directions:
     right, consistency_right = principal_direction(profile.right)
     left, consistency_left = principal_direction(profile.left)
-    value, right_vec = leading_eigenpair(reference)
-    _, left_vec = leading_eigenpair(reference.T)
+    value, right_vec, left_vec = leading_eigenvectors(reference)
     cos_right = span_cosine(right, left_vec)
     cos_left = span_cosine(left, right_vec)
     return Directions(

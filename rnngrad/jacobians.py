@@ -6,15 +6,14 @@ For a probe x_1..x_T and s_0 = 0, the lag-ℓ Jacobian is (THEORY.md "Lags", see
 
 One backward sweep extends the running product by one step Jacobian at a time,
 P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over the probe sequences: one (S × S) product per step and
-probe, as cheap as the bare chain. After every step the product is divided by its Frobenius
-norm and log10 of that factor is accumulated, so norms that over- or underflow float64 stay
-finite as ``log10_norm``.
+probe, the bare chain's arithmetic. Whenever a product's Frobenius norm leaves [1e-100, 1e100]
+it is divided by that norm and log10 of the factor is accumulated, so norms that over- or
+underflow float64 stay finite as ``log10_norm``.
 
-Spectral norms: for S ≤ ``EXACT_SVD_MAX`` by LAPACK (exact); above, by power iteration on
-P_ℓᵀP_ℓ warm-started from the previous lag's top left singular vector, iterated until σ
-changes by less than ``POWER_RTOL`` relative (the error is then below about 1e-10 relative
-unless σ_1 ≈ σ_2, where any unit vector in their span gives σ to the same accuracy); items
-that do not converge in ``POWER_MAXITER`` iterations fall back to the exact SVD.
+Spectral norms: for S ≤ ``EXACT_SVD_MAX`` by LAPACK (exact); above, by the block Krylov
+tracker of :mod:`rnngrad.sigma_max`, which carries the top left singular vectors from lag to
+lag and certifies each σ to 1e-10 relative (float64) by its residual, with an exact SVD
+fallback.
 """
 
 from __future__ import annotations
@@ -27,10 +26,9 @@ import numpy as np
 import torch
 
 from .cells import CellWeights, Recurrence
+from .sigma_max import LeadingSingular, TopTriplet
 
 EXACT_SVD_MAX = 64
-POWER_RTOL = 1e-13
-POWER_MAXITER = 300
 
 
 class ForwardOverflow(Exception):
@@ -121,72 +119,81 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     product = product.expand(batch, size, size).clone()
     log_scale = torch.zeros(batch, dtype=torch.float64, device=product.device)
     out = {name: np.full((batch, len(lags)), -np.inf) for name in ("norm", "frob", "grad")}
-    warm: torch.Tensor | None = None
+    block_size = len(range(size)[block])
+    tracker = None if block_size <= EXACT_SVD_MAX else LeadingSingular(
+        batch, block_size, block, dtype=product.dtype, device=product.device)
+    # Reused buffers: a fresh (B, S, S) tensor per step is an mmap and thousands of page faults
+    # once it passes glibc's 32 MiB limit (measured: +15 % of the sweep at S = 1024).
+    jac, spare = torch.empty_like(product), torch.empty_like(product)
     for lag in range(1, lags[-1] + 1):
-        jac = rec.kind.jacobian(weights, trace.caches[steps - lag], rec.nonlinearity)
-        product = torch.bmm(product, jac)
-        scale = torch.linalg.vector_norm(product.flatten(1), dim=1)
-        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        product = product / safe[:, None, None]
-        log_scale += torch.log10(safe).to(torch.float64)
-        log_scale = torch.where(scale > 0, log_scale, torch.full_like(log_scale, -math.inf))
+        rec.kind.jacobian(weights, trace.caches[steps - lag], rec.nonlinearity, out=jac)
+        if tracker is not None:
+            tracker.advance(jac)
+        product, spare = torch.bmm(product, jac, out=spare), product
+        product, log_scale, frobenius = _rescaled(product, log_scale)
         if lag in wanted:
-            part = product[:, block, block]
-            sigma, warm = spectral_norms(part, warm)
+            rows = product[:, block, :]
+            sigma = _top_sigma(rows[:, :, block], rows, tracker)
+            if block_size < size:
+                frobenius = _frobenius(rows[:, :, block])
+            logs = log_scale.cpu().numpy()
             column = wanted[lag]
-            out["norm"][:, column] = _log10(sigma) + log_scale.cpu().numpy()
-            out["frob"][:, column] = (_log10(torch.linalg.vector_norm(part.flatten(1), dim=1))
-                                      + log_scale.cpu().numpy())
-            grad = torch.linalg.vector_norm(readout @ part, dim=-1)
-            out["grad"][:, column] = _log10(grad) + log_scale.cpu().numpy()
+            out["norm"][:, column] = _log10(sigma) + logs
+            out["frob"][:, column] = _log10(frobenius) + logs
+            grad = torch.linalg.vector_norm(readout @ rows[:, :, block], dim=-1)
+            out["grad"][:, column] = _log10(grad) + logs
         if on_lag:
             on_lag(lag, lags[-1])
-    left, sigma, right = torch.linalg.svd(product[:, block, block])
+    top = _top_triplet(product[:, block, block], tracker)
+    logs = log_scale.cpu().numpy()
     return Profile(lags=lags, log10_norm=out["norm"], log10_frobenius=out["frob"],
-                   log10_grad=out["grad"], right=right[:, 0, :].cpu().numpy(),
-                   left=left[:, :, 0].cpu().numpy(),
-                   log10_sigma=_log10(sigma[:, 0]) + log_scale.cpu().numpy())
+                   log10_grad=out["grad"], right=top.right.cpu().numpy(),
+                   left=top.left.cpu().numpy(), log10_sigma=_log10(top.sigma) + logs)
+
+
+RESCALE_ABOVE = 1e100
+
+
+def _rescaled(product: torch.Tensor, log_scale: torch.Tensor):
+    """Divide each product by its Frobenius norm when that leaves [1e-100, 1e100] (or is 0).
+
+    Rescaling only then saves two passes over P per lag; log10 of the factor is accumulated.
+    An exactly zero product stays zero with log scale −∞. Also returns the Frobenius norms of
+    the (rescaled) products.
+    """
+    scale = _frobenius(product)
+    outside = (scale > RESCALE_ABOVE) | (scale < 1.0 / RESCALE_ABOVE)
+    if not bool(outside.any()):
+        return product, log_scale, scale
+    factor = torch.where(outside & (scale > 0), scale, torch.ones_like(scale))
+    product /= factor[:, None, None]
+    log_scale = log_scale + torch.log10(factor).to(torch.float64)
+    log_scale = torch.where(scale > 0, log_scale, torch.full_like(log_scale, -math.inf))
+    return product, log_scale, scale / factor
+
+
+def _frobenius(matrices: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(matrices, dim=(-2, -1))
+
+
+def _top_sigma(matrix: torch.Tensor, rows: torch.Tensor,
+               tracker: LeadingSingular | None) -> torch.Tensor:
+    if tracker is None:
+        return torch.linalg.matrix_norm(matrix, ord=2)
+    return tracker.solve(rows).sigma
+
+
+def _top_triplet(matrix: torch.Tensor, tracker: LeadingSingular | None) -> TopTriplet:
+    """The top singular triplet at the largest lag: the tracker's, or LAPACK's when small."""
+    if tracker is not None and tracker.last is not None:
+        return tracker.last
+    left, sigma, right_h = torch.linalg.svd(matrix)
+    return TopTriplet(sigma=sigma[:, 0], left=left[:, :, 0], right=right_h[:, 0, :])
 
 
 def _log10(values: torch.Tensor) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log10(values.detach().to(torch.float64).cpu().numpy())
-
-
-def spectral_norms(matrices: torch.Tensor, warm: torch.Tensor | None = None,
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """σ_max of each matrix in a batch (B, S, S), and the left vectors for the next warm start."""
-    size = matrices.shape[-1]
-    if size <= EXACT_SVD_MAX:
-        return torch.linalg.matrix_norm(matrices, ord=2), None
-    if warm is None:
-        generator = torch.Generator(device="cpu").manual_seed(0)
-        warm = torch.randn(matrices.shape[0], size, generator=generator,
-                           dtype=matrices.dtype).to(matrices.device)
-    sigma, left, converged = _power_iteration(matrices, warm)
-    if not bool(converged.all()):
-        exact = torch.linalg.matrix_norm(matrices[~converged], ord=2)
-        sigma = sigma.clone()
-        sigma[~converged] = exact
-    return sigma, left
-
-
-def _power_iteration(matrices: torch.Tensor, start: torch.Tensor):
-    left = start / torch.linalg.vector_norm(start, dim=-1, keepdim=True).clamp_min(1e-300)
-    transposed = matrices.transpose(1, 2)
-    sigma = torch.zeros(matrices.shape[0], dtype=matrices.dtype, device=matrices.device)
-    converged = torch.zeros_like(sigma, dtype=torch.bool)
-    for _ in range(POWER_MAXITER):
-        right = torch.bmm(transposed, left.unsqueeze(-1)).squeeze(-1)
-        right = right / torch.linalg.vector_norm(right, dim=-1, keepdim=True).clamp_min(1e-300)
-        image = torch.bmm(matrices, right.unsqueeze(-1)).squeeze(-1)
-        new_sigma = torch.linalg.vector_norm(image, dim=-1)
-        left = image / new_sigma.clamp_min(1e-300).unsqueeze(-1)
-        converged = (new_sigma - sigma).abs() <= POWER_RTOL * new_sigma
-        sigma = new_sigma
-        if bool(converged.all()):
-            break
-    return sigma, left, converged
 
 
 def replay_shares(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,

@@ -109,6 +109,14 @@ def leading_eigenpair(matrix: np.ndarray) -> tuple[complex, np.ndarray]:
     return value, _leading_eigenvector(a, value)
 
 
+def leading_eigenvectors(matrix: np.ndarray) -> tuple[complex, np.ndarray, np.ndarray]:
+    """The eigenvalue λ of largest modulus with its right and left unit eigenvectors
+    (Wx = λx and Wᵀy = λy): one eigenvalue computation, two inverse iterations."""
+    a = np.asarray(matrix, dtype=np.float64)
+    value, right = leading_eigenpair(a)
+    return value, right, _leading_eigenvector(a.T, value)
+
+
 def spectral_norm(matrix: np.ndarray) -> float:
     return float(np.linalg.svd(np.asarray(matrix, dtype=np.float64), compute_uv=False)[0])
 

@@ -173,8 +173,8 @@ def test_clip_norms_match_per_probe_autograd_through_nn_rnn(tmp_path):
     assert "clip_grad_norm_(model.parameters(), max_norm=" in report.clip.line
 
 
-def test_power_iteration_path_matches_exact_svd(tmp_path):
-    """State size above the exact-SVD cut-off: warm-started power iteration, checked."""
+def test_tracked_spectral_norms_match_jacrev_above_exact_svd_size(tmp_path):
+    """State size above the exact-SVD cut-off: the block Krylov tracker, against jacrev."""
     module = make_module("rnn-tanh", hidden=80)
     module.weight_hh_l0.data.mul_(0.5)
     x = np.random.default_rng(7).standard_normal((2, 12, 4))

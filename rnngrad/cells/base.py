@@ -52,6 +52,8 @@ def sigmoid_slope(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return s, s * (1 - s)
 
 
-def row_scaled(scale: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """diag(scale_b) @ matrix for each batch row b: (B, R) x (R, C) -> (B, R, C)."""
-    return scale.unsqueeze(-1) * matrix
+def row_scaled(scale: torch.Tensor, matrix: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """diag(scale_b) @ matrix for each batch row b: (B, R) x (R, C) -> (B, R, C), into ``out``
+    when given (the sweep reuses one buffer: a fresh 32 MiB tensor per step costs page faults)."""
+    return torch.mul(scale.unsqueeze(-1), matrix, out=out)

@@ -41,9 +41,10 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
     return h, slope
 
 
-def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str) -> torch.Tensor:
-    """diag(φ'(a_t)) W_hh, shape (B, H, H)."""
-    return row_scaled(cache, w.weight_hh)
+def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
+             out: torch.Tensor | None = None) -> torch.Tensor:
+    """diag(φ'(a_t)) W_hh, shape (B, H, H) (written into ``out`` when given)."""
+    return row_scaled(cache, w.weight_hh, out=out)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

@@ -44,13 +44,14 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
     return new, (state, r, dr, z, dz, n, h_n)
 
 
-def jacobian(w: CellWeights, cache, nonlinearity: str) -> torch.Tensor:
+def jacobian(w: CellWeights, cache, nonlinearity: str,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     h, r, dr, z, dz, n, h_n = cache
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
     through_n = (1 - z) * (1 - n * n)
     jac = (row_scaled((h - n) * dz, w_z) + row_scaled(through_n * r, w_n)
            + row_scaled(through_n * h_n * dr, w_r))
-    return jac + torch.diag_embed(z)
+    return torch.add(jac, torch.diag_embed(z), out=out)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

@@ -54,13 +54,14 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
     return new, (state, r, dr, z, dz, n)
 
 
-def jacobian(w: CellWeights, cache, nonlinearity: str) -> torch.Tensor:
+def jacobian(w: CellWeights, cache, nonlinearity: str,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     h, r, dr, z, dz, n = cache
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
     through_n = (1 - z) * (1 - n * n)
     d_candidate = w_n * r.unsqueeze(-2) + torch.matmul(w_n * (h * dr).unsqueeze(-2), w_r)
     jac = row_scaled((h - n) * dz, w_z) + through_n.unsqueeze(-1) * d_candidate
-    return jac + torch.diag_embed(z)
+    return torch.add(jac, torch.diag_embed(z), out=out)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

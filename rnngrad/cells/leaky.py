@@ -93,12 +93,13 @@ class LeakyCell:
         new = (1 - self.alpha) * state + self.alpha * (drive + w.recurrent_drive(rate))
         return new, slope
 
-    def jacobian(self, w: CellWeights, cache: torch.Tensor,
-                 nonlinearity: str | None = None) -> torch.Tensor:
-        """(1 − α) I + α W diag(φ'(x_(t−1))), shape (B, N, N)."""
+    def jacobian(self, w: CellWeights, cache: torch.Tensor, nonlinearity: str | None = None,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """(1 − α) I + α W diag(φ'(x_(t−1))), shape (B, N, N) (into ``out`` when given)."""
         size = cache.shape[-1]
         eye = torch.eye(size, dtype=cache.dtype, device=cache.device)
-        return (1 - self.alpha) * eye + self.alpha * (w.weight_hh * cache.unsqueeze(-2))
+        return torch.add((1 - self.alpha) * eye, w.weight_hh * cache.unsqueeze(-2),
+                         alpha=self.alpha, out=out)
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
         return {"hh": w.weight_hh}

@@ -53,7 +53,8 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
     return torch.cat([h_new, c_new], dim=-1), (c, i, di, f, df, g, o, do, tanh_c)
 
 
-def jacobian(w: CellWeights, cache, nonlinearity: str) -> torch.Tensor:
+def jacobian(w: CellWeights, cache, nonlinearity: str,
+             out: torch.Tensor | None = None) -> torch.Tensor:
     c, i, di, f, df, g, o, do, tanh_c = cache
     w_i, w_f, w_g, w_o = w.weight_hh.chunk(4, dim=0)
     dc_dh = row_scaled(c * df, w_f) + row_scaled(g * di, w_i) + row_scaled(i * (1 - g * g), w_g)
@@ -66,7 +67,7 @@ def jacobian(w: CellWeights, cache, nonlinearity: str) -> torch.Tensor:
         dh_dc = w.weight_hr @ dh_dc
     top = torch.cat([dh_dh, dh_dc], dim=-1)
     bottom = torch.cat([dc_dh, dc_dc], dim=-1)
-    return torch.cat([top, bottom], dim=-2)
+    return torch.cat([top, bottom], dim=-2, out=out)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
