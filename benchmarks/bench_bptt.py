@@ -9,8 +9,8 @@ steps from the zero state. Wanted: the spectral norm ‖∂h_T/∂h_(T−ℓ)‖
 (a) **rnngrad**, two ways:
     - *whole call*: the public ``rnngrad.bptt.bptt(state_dict, BpttOptions(lags="1..L",
       probe=ProbeSpec(kind="file", path=<inputs.npy>)))``. Besides the per-lag norms this
-      also gives Frobenius and gradient norms, the exploding directions (two eigen-analyses of
-      W_hh), gradient shares by lag (an autograd replay) and a clipping threshold (per-probe
+      also gives Frobenius and gradient norms, the exploding directions (the eigenvalues of
+      W_hh and its leading left and right eigenvectors), gradient shares by lag (an autograd replay) and a clipping threshold (per-probe
       autograd gradients), and it loads, hashes and checks the inputs;
     - *hot path*: ``run_recurrence`` (forward pass, caches tanh') + ``sweep`` (one backward
       sweep P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over probes, with a spectral norm at each lag).

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,26 +68,25 @@ def _leading_eigenvector(a: np.ndarray, eigenvalue: complex, iterations: int = 3
     """Unit eigenvector for a known eigenvalue by inverse iteration (one LU, a few solves).
 
     The shift is nudged off the eigenvalue by a relative 1e-10 so the factorisation is not
-    exactly singular; each solve then multiplies the wanted component by about 1e10.
+    exactly singular; each solve then multiplies the wanted component by about 1e10. The LU
+    is factored once (a complex LU when the eigenvalue is complex).
     """
     n = a.shape[0]
     real = abs(eigenvalue.imag) <= 1e-14 * max(abs(eigenvalue), 1e-300)
     shift = (eigenvalue.real if real else eigenvalue) * (1 + 1e-10) + 1e-14
     dtype = np.float64 if real else np.complex128
-    shifted = a.astype(dtype) - shift * np.eye(n, dtype=dtype)
-    vector = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    shifted = a.astype(dtype)  # a copy
+    shifted.flat[::n + 1] -= shift
+    shifted = torch.from_numpy(shifted)
+    factors, pivots, _ = torch.linalg.lu_factor_ex(shifted)
+    vector = torch.from_numpy(np.random.default_rng(0).standard_normal((n, 1)).astype(dtype))
     for _ in range(iterations):
-        try:
-            vector = np.linalg.solve(shifted, vector)
-        except np.linalg.LinAlgError:  # the shift hit the eigenvalue exactly: v is in the kernel
-            vector = _null_vector(shifted)
-            break
-        norm = np.linalg.norm(vector)
-        if not np.isfinite(norm) or norm == 0:
-            vector = _null_vector(shifted)
-            break
+        vector = torch.linalg.lu_solve(factors, pivots, vector)
+        norm = float(torch.linalg.vector_norm(vector))
+        if not np.isfinite(norm) or norm == 0:  # the shift hit the eigenvalue exactly
+            return _canonical_phase(_null_vector(shifted.numpy()).astype(np.complex128))
         vector = vector / norm
-    return _canonical_phase(vector.astype(np.complex128))
+    return _canonical_phase(vector.numpy()[:, 0].astype(np.complex128))
 
 
 def _null_vector(matrix: np.ndarray) -> np.ndarray:
