@@ -6,7 +6,8 @@ products, and vector power iteration reads P_ℓ hundreds of times. Instead, a b
 approximate top *left* singular vectors U (rows, K × S) is carried from lag to lag:
 
 * the left singular vectors of P_ℓ = J_T ··· J_(T−ℓ+1) belong to the end of the sequence and
-  settle as ℓ grows, so the block found at lag ℓ is a good start at lag ℓ+1;
+  settle as ℓ grows (slowly near the edge of stability, where the singular values stay
+  clustered), so the block found at lag ℓ is a good start at lag ℓ+1;
 * the start costs no pass over P: U·P_(ℓ+1) = (U·P_ℓ)·J, and U·P_ℓ is left over from lag ℓ's
   convergence check.
 

@@ -53,7 +53,7 @@ PREFIX = "rnn."
 DEFAULT_LAGS = "1..5"
 DEFAULT_STEPS = "50"
 
-MODEL_COMMANDS = ("inspect", "spectrum", "bptt")
+MODEL_COMMANDS = ("inspect", "spectrum", "bptt", "check")
 
 #: Cases whose file carries a pickle payload that touches the sentinel.
 PAYLOAD_CASES = frozenset({
@@ -104,6 +104,8 @@ def model_argv(command: str, path: pathlib.Path) -> list:
         return ["spectrum", str(path)]
     if command == "bptt":
         return ["bptt", str(path), "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]
+    if command == "check":
+        return ["check", str(path), "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]
     raise ValueError(command)
 
 
@@ -360,8 +362,8 @@ _SPECS: list = []
 
 
 def _model(name: str, filename: str, expect: str, commands: tuple = MODEL_COMMANDS):
-    """Register a model-file case.  ``commands``: which of inspect/spectrum/bptt
-    must refuse it (all three unless a case says otherwise)."""
+    """Register a model-file case.  ``commands``: which of inspect/spectrum/bptt/check
+    must refuse it (all four unless a case says otherwise)."""
     def deco(fn):
         _SPECS.append(_Spec(name, "model", filename, expect, fn, None, tuple(commands)))
         return fn
