@@ -220,13 +220,17 @@ def _looks_like_onnx(head: bytes) -> bool:
     return head[2] in _ONNX_NEXT_TAGS
 
 
-def _zip_kind(file: Path) -> str:
+def _zip_members(file: Path, hint: str) -> list[zipfile.ZipInfo]:
+    """The archive's central directory; a damaged archive is a LoadError with ``hint``."""
     try:
         with zipfile.ZipFile(file) as archive:
-            names = archive.namelist()
+            return archive.infolist()
     except ZIP_ERRORS as exc:
-        raise LoadError(f"{file}: damaged zip archive ({exc})",
-                        "re-save or re-download the weights") from None
+        raise LoadError(f"{file}: damaged zip archive ({exc})", hint) from None
+
+
+def _zip_kind(file: Path) -> str:
+    names = [info.filename for info in _zip_members(file, "re-save or re-download the weights")]
     if "config.json" in names and any(name.startswith("model.weights") for name in names):
         return "keras"
     if any(name.endswith(".npy") for name in names):
@@ -427,13 +431,7 @@ def _load_npz(file: Path, sha: str) -> WeightBundle:
 
 
 def _check_npz_sizes(file: Path) -> None:
-    try:
-        with zipfile.ZipFile(file) as archive:
-            members = archive.infolist()
-    except ZIP_ERRORS as exc:
-        raise LoadError(f"{file}: damaged zip archive ({exc})",
-                        "re-save it with numpy.savez") from None
-    for info in members:
+    for info in _zip_members(file, "re-save it with numpy.savez"):
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > MAX_NPZ_MEMBER_BYTES or (info.file_size > 64 * 1024**2
                                                      and ratio > MAX_NPZ_RATIO):

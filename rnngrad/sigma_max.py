@@ -64,7 +64,6 @@ class LeadingSingular:
         self.image: torch.Tensor | None = None  # U·P[block, :]: (B, K, S_full)
         self.block = block
         self.tolerance = tolerance_for(dtype)
-        self.iterations = 0
         self.last: TopTriplet | None = None
 
     def advance(self, factor: torch.Tensor) -> None:
@@ -82,16 +81,15 @@ class LeadingSingular:
         about twice the speed of A·columns in CPU BLAS.
         """
         matrix = rows[:, :, self.block]
-        image = self.image[:, :, self.block] if self.image is not None else None
-        if image is None:
-            image = torch.bmm(self.rows, matrix)
+        if self.image is None:  # the first solve: no carried U·P yet
+            self.image = torch.bmm(self.rows, rows)
+        image = self.image[:, :, self.block]
         krylov = _Basis(matrix, self.rows.shape[1])
         for _ in range(MAX_ITERATIONS):
             krylov.extend(image)
             triplet, second, keep = self._rayleigh_ritz(krylov.basis, krylov.mapped)
             self.image = torch.bmm(self.rows, rows)
             image = self.image[:, :, self.block]
-            self.iterations += 1
             residual = torch.linalg.vector_norm(image[:, 0] - triplet.sigma[:, None] * triplet.right,
                                                 dim=-1)
             gap = (triplet.sigma - second).clamp_min(TINY)

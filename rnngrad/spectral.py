@@ -101,20 +101,13 @@ def _canonical_phase(vector: np.ndarray) -> np.ndarray:
     return vector * (abs(pivot) / pivot)
 
 
-def leading_eigenpair(matrix: np.ndarray) -> tuple[complex, np.ndarray]:
-    """The eigenvalue of largest modulus and its unit eigenvector (complex)."""
-    a = np.asarray(matrix, dtype=np.float64)
-    eig = np.linalg.eigvals(a)
-    value = complex(eig[np.argmax(np.abs(eig))])
-    return value, _leading_eigenvector(a, value)
-
-
 def leading_eigenvectors(matrix: np.ndarray) -> tuple[complex, np.ndarray, np.ndarray]:
     """The eigenvalue λ of largest modulus with its right and left unit eigenvectors
     (Wx = λx and Wᵀy = λy): one eigenvalue computation, two inverse iterations."""
     a = np.asarray(matrix, dtype=np.float64)
-    value, right = leading_eigenpair(a)
-    return value, right, _leading_eigenvector(a.T, value)
+    eig = np.linalg.eigvals(a)
+    value = complex(eig[np.argmax(np.abs(eig))])
+    return value, _leading_eigenvector(a, value), _leading_eigenvector(a.T, value)
 
 
 def spectral_norm(matrix: np.ndarray) -> float:

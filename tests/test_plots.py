@@ -22,6 +22,7 @@ matplotlib = pytest.importorskip("matplotlib")
 
 import rnngrad  # noqa: E402
 from rnngrad.bptt import BpttOptions, bptt  # noqa: E402
+from rnngrad.check import CheckResult  # noqa: E402
 from rnngrad.clipping import recommend  # noqa: E402
 from rnngrad.errors import OptionError  # noqa: E402
 from rnngrad.loading import load  # noqa: E402
@@ -35,26 +36,21 @@ SMALL = ProbeSpec(batch=4, steps=30, burn_in=10, seed=0)
 
 
 @dataclasses.dataclass(frozen=True)
-class FakeResult:
-    model: str
-    recurrence: str
-    threshold: str
-    value: float | None
-    limit: float
-    passed: bool
-
-
-@dataclasses.dataclass(frozen=True)
 class FakeCheck:
-    results: tuple[FakeResult, ...]
+    results: tuple[CheckResult, ...]
     plot_kind: str = "check"
 
 
+def _result(model, recurrence, threshold, value, limit, passed):
+    return CheckResult(model=model, recurrence=recurrence, threshold=threshold, value=value,
+                       limit=limit, passed=passed, message="")
+
+
 CHECK = FakeCheck(results=(
-    FakeResult("a.safetensors", "rnn L0", "max norm", 1.4e4, 1e4, False),
-    FakeResult("a.safetensors", "encoder L0", "max norm", 0.8, 1e4, True),
-    FakeResult("b.pt", "encoder L1", "max norm", None, 1e4, False),
-    FakeResult("b.pt", "encoder L1", "log10 rate", -0.3, 0.0, True),
+    _result("a.safetensors", "rnn L0", "max norm", 1.4e4, 1e4, False),
+    _result("a.safetensors", "encoder L0", "max norm", 0.8, 1e4, True),
+    _result("b.pt", "encoder L1", "max norm", None, 1e4, False),
+    _result("b.pt", "encoder L1", "log10 rate", -0.3, 0.0, True),
 ))
 
 

@@ -19,22 +19,10 @@ from __future__ import annotations
 import torch
 
 from .base import CellWeights, row_scaled, sigmoid_slope
+# Same gates, state and stored blocks as PyTorch's GRU; only the step differs.
+from .gru import GATE_COUNT, GATES, gamma, output, recurrent_blocks, state_size  # noqa: F401
 
 NAME = "gru_reset_before"
-GATES = ("r", "z", "n")
-GATE_COUNT = 3
-
-
-def gamma(nonlinearity: str) -> float:
-    return 1.0
-
-
-def state_size(hidden_size: int, proj_size: int) -> int:
-    return hidden_size
-
-
-def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
-    return state
 
 
 def _recurrent_biases(w: CellWeights, like: torch.Tensor):
@@ -62,7 +50,3 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
     d_candidate = w_n * r.unsqueeze(-2) + torch.matmul(w_n * (h * dr).unsqueeze(-2), w_r)
     jac = row_scaled((h - n) * dz, w_z) + through_n.unsqueeze(-1) * d_candidate
     return torch.add(jac, torch.diag_embed(z), out=out)
-
-
-def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    return dict(zip(GATES, w.weight_hh.chunk(3, dim=0)))
