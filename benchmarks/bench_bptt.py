@@ -8,7 +8,7 @@ steps from the zero state. Wanted: the spectral norm ‖∂h_T/∂h_(T−ℓ)‖
 
 (a) **rnngrad**, two ways:
     - *whole call*: the public ``rnngrad.bptt.bptt(state_dict, BpttOptions(lags="1..L",
-      probe=ProbeSpec(kind="file", path=<inputs.npy>)))``. Besides the per-lag norms this
+      probe=ProbeSpec(inputs=<inputs.npy>)))``. Besides the per-lag norms this
       also gives Frobenius and gradient norms, the exploding directions (the eigenvalues of
       W_hh and its leading left and right eigenvectors), gradient shares by lag (an autograd replay) and a clipping threshold (per-probe
       autograd gradients), and it loads, hashes and checks the inputs;
@@ -70,10 +70,11 @@ from torch import nn
 
 import rnngrad
 from rnngrad.bptt import BpttOptions, bptt
-from rnngrad.cells import cell_weights
+from rnngrad.cells.base import cell_weights
 from rnngrad.cells.detection import find_recurrences
-from rnngrad.jacobians import run_recurrence, sweep
-from rnngrad.loading import from_state_dict
+from rnngrad.cells.stack import run_recurrence
+from rnngrad.bptt.sweep import sweep
+from rnngrad.io import from_state_dict
 from rnngrad.probes import ProbeSpec
 
 # the module, not the function of the same name that ``rnngrad`` re-exports
@@ -150,7 +151,7 @@ def whole_call(state_dict, inputs_path: str, lags: int, spent: dict | None = Non
 
     ``spent``, when given, receives the seconds of the hot path inside the call.
     """
-    options = BpttOptions(lags=f"1..{lags}", probe=ProbeSpec(kind="file", path=inputs_path))
+    options = BpttOptions(lags=f"1..{lags}", probe=ProbeSpec(inputs=inputs_path))
     with hot_path_clock() as clock:
         report = bptt(state_dict, options)
     if spent is not None:

@@ -6,7 +6,7 @@ recurrent matrix):
 
 (a) **plain**: ``numpy.linalg.eigvals(W)`` + ``numpy.linalg.svd(W)``, the latter with its
     defaults (full SVD *with* U and Vᵀ), which is how a user typically gets ρ, σ_max and σ_min;
-(b) **analyze_matrix**: ``rnngrad.spectral.analyze_matrix(W, gamma=1.0, top=5)``, rnngrad's
+(b) **analyze_matrix**: ``rnngrad.spectrum.matrix.analyze_matrix(W, gamma=1.0, top=5)``, rnngrad's
     per-matrix analysis (ρ, σ_max, σ_min, condition number, top eigenvalues, circle counts
     and the leading eigenvector by inverse iteration);
 (c) **spectrum()**: the whole public call ``rnngrad.spectrum(state_dict)`` on an ``nn.RNN``-style
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import rnngrad
-from rnngrad.spectral import analyze_matrix
+from rnngrad.spectrum.matrix import analyze_matrix
 
 TARGET_RHO = 1.05
 INPUT_SIZE = 16
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         t_am, n_am, spec = best_time(lambda: analyze_matrix(w, gamma=1.0, top=5),
                                      args.repeats, args.budget)
         t_sp, n_sp, report = best_time(lambda: rnngrad.spectrum(sd), args.repeats, args.budget)
-        hh = dict(report.recurrences[0].blocks)["hh"]
+        hh = report.recurrences[0].block("hh")
         rest = report.recurrences[0].rest
         diff_b = max(rel(ref[0], spec.spectral_radius), rel(ref[1], spec.sigma_max),
                      rel(ref[2], spec.sigma_min))

@@ -1,32 +1,48 @@
 """rnngrad: will your RNN's gradients vanish or explode, why, and what to do about it.
 
-The curated public API. Importing it loads NumPy and PyTorch but never typer or rich, so a
-test suite can call it cheaply::
+The curated public API. Every name is imported lazily, on first use, so ``import rnngrad``
+loads neither torch, NumPy, typer nor rich::
 
     import rnngrad
     report = rnngrad.spectrum("model.safetensors")
     for item in report.recurrences:
         print(item.recurrence.label, item.verdict, item.bound)
+    rnngrad.bptt(model, lags="1..50").recurrences[0].rows[-1].log10_norm
     rnngrad.check(model, explode_above=1e3).ok     # a path, a state dict or an nn.Module
+
+The package is layered; each subpackage's docstring says what lives there and what it may
+import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundles),
+:mod:`rnngrad.cells` (equations), :mod:`rnngrad.conventions` (understanding a file),
+:mod:`rnngrad.probes` (probe sequences, lags, losses), the analyses
+(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`), the renderers
+(:mod:`rnngrad.render`, :mod:`rnngrad.plots`), :mod:`rnngrad.gate` (the CI gate) and
+:mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report` and :mod:`rnngrad.errors` are
+shared by all.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from rnngrad._lazy import lazy_names
+from rnngrad._version import __version__
 
-try:
-    __version__ = version("rnngrad")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+_PUBLIC = {
+    "Analysis": "rnngrad.api", "analyze": "rnngrad.api",
+    "BpttOptions": "rnngrad.bptt.options",
+    "CheckReport": "rnngrad.gate.results", "check": "rnngrad.gate.check",
+    "ProbeSpec": "rnngrad.probes.spec",
+    "ReadOptions": "rnngrad.conventions.options",
+    "RnngradError": "rnngrad.errors",
+    "SpectrumOptions": "rnngrad.spectrum.options",
+    "WeightBundle": "rnngrad.io.bundle", "load": "rnngrad.conventions.understand",
+    "inspect": "rnngrad.inspection",
+}
+# Analysis packages are callable: rnngrad.spectrum(path) runs rnngrad.spectrum.spectrum.
+_PACKAGES = ("bptt", "spectrum")
 
-from .analysis import inspect, spectrum
-from .api import Analysis, analyze
-from .bptt import BpttOptions, bptt
-from .check import CheckReport, check
-from .errors import RnngradError
-from .loading import WeightBundle, load
-from .probes import ProbeSpec
+__getattr__, _dir = lazy_names(__name__, {**_PUBLIC, **{name: f"rnngrad.{name}"
+                                                       for name in _PACKAGES}})
+__all__ = sorted(["__version__", *_PUBLIC, *_PACKAGES])
 
-__all__ = ["Analysis", "BpttOptions", "CheckReport", "ProbeSpec", "RnngradError",
-           "WeightBundle", "__version__", "analyze", "bptt", "check", "inspect", "load",
-           "spectrum"]
+
+def __dir__() -> list[str]:
+    return _dir()

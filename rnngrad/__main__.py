@@ -1,6 +1,6 @@
 """``python -m rnngrad``: the same as the ``rnngrad`` command."""
 
-from .cli import main
+from rnngrad.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,15 +1,17 @@
-"""``rnngrad.analyze``: spectrum and measured profile of a model in one call."""
+"""``rnngrad.analyze``: the spectrum and the measured profile of a model in one call."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from .analysis import spectrum
-from .bptt import BpttOptions, bptt
-from .loading import as_bundle
-from .probes import ProbeSpec
-from .report import BpttReport, SpectrumReport
+from rnngrad.bptt.analysis import bptt
+from rnngrad.bptt.options import BpttOptions, bptt_options
+from rnngrad.bptt.report import BpttReport
+from rnngrad.io import as_bundle
+from rnngrad.spectrum.analysis import spectrum
+from rnngrad.spectrum.options import SpectrumOptions
+from rnngrad.spectrum.report import SpectrumReport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,13 +23,14 @@ class Analysis:
     bptt: BpttReport
 
 
-def analyze(source: Any, *, lags: str = "1..100", batch: int = 16, steps: int = 100,
-            seed: int = 0, input_scale: float = 1.0, activation: str | None = None,
-            keys: tuple[str, ...] = ()) -> Analysis:
+def analyze(source: Any, options: BpttOptions | None = None, **settings: Any) -> Analysis:
     """Analyse a path, a state dict or a ``torch.nn.Module`` (nn.RNN/LSTM/GRU or any module
-    containing them)."""
+    containing them) with the same defaults as ``rnngrad spectrum`` and ``rnngrad bptt``.
+
+    ``settings`` are :class:`~rnngrad.bptt.options.BpttOptions` fields
+    (``analyze(model, lags="1..50")``); the spectrum uses their reading options.
+    """
+    options = bptt_options(options, settings)
     bundle = as_bundle(source)
-    probe = ProbeSpec(batch=batch, steps=steps, seed=seed, input_scale=input_scale)
-    return Analysis(
-        spectrum=spectrum(bundle, keys=keys, activation=activation),
-        bptt=bptt(bundle, BpttOptions(lags=lags, probe=probe, keys=keys, activation=activation)))
+    return Analysis(spectrum=spectrum(bundle, SpectrumOptions(**vars(options.read_options()))),
+                    bptt=bptt(bundle, options))

@@ -1,141 +1,193 @@
-"""Typed, frozen results shared by every renderer and the Python API, and their JSON form.
+"""What every report shares: typed records that round-trip through JSON, and the model's identity.
 
-Reports hold plain numbers, strings and tuples (no tensors). ``to_dict`` gives the JSON
-document of CONTRACT.md: every non-finite float becomes ``null`` (the field's neighbour
-``<field>_reason`` says why), so the output is always valid JSON.
+Reports are trees of frozen dataclasses holding plain numbers, strings, enums and tuples (no
+tensors, no NaN: a value that is not a finite number is ``None``, and the JSON says why in a
+``<field>_reason`` next to it). They are defined next to the analysis that makes them
+(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum.report`, :mod:`rnngrad.bptt.report`,
+:mod:`rnngrad.gate.check`, ...) as subclasses of :class:`Record`, whose ``to_dict`` gives the
+JSON of docs/contract.md and whose ``from_dict`` reads it back: ``R.from_dict(r.to_dict()) == r``.
+
+How a field is written is decided by its type and, where the contract's JSON is not the plain
+field-by-field form, by its ``metadata["json"]``:
+
+- ``"flatten"``: the record's fields are written into the parent object (the identity of a
+  recurrence on every per-recurrence object);
+- ``"by_name"``: a tuple of records with a ``name`` is written as an object keyed by name
+  (the gate blocks of a spectrum);
+- ``"skip"``: not written (a value only the Python API holds);
+
+and ``metadata["json_name"]`` names the key when it differs from the field's name.
+
+Top-level reports (:class:`Document`) start with ``schema_version``, ``rnngrad_version``,
+``command`` and ``model``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
+import types
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from .cells import Recurrence
-from .spectral import MatrixSpectrum
+from rnngrad._version import __version__
 
 SCHEMA_VERSION = 1
 
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """A frozen dataclass that writes itself as JSON-ready data and reads itself back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: plain dicts, lists, strings, finite floats, ints, bools, None."""
+        out: dict[str, Any] = {}
+        for spec in dataclasses.fields(self):  # type: ignore[arg-type]
+            mode = spec.metadata.get("json")
+            value = getattr(self, spec.name)
+            key = spec.metadata.get("json_name", spec.name)
+            if mode == "skip":
+                continue
+            if mode == "flatten":
+                out.update(encode(value))
+            elif mode == "by_name":
+                out[key] = {item.name: _without_name(encode(item)) for item in value}
+            else:
+                out[key] = encode(value)
+        out.update(self.json_extras())
+        return out
+
+    def json_extras(self) -> dict[str, Any]:
+        """Fields the JSON carries beyond the record's own (derived values, reasons)."""
+        return {}
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        """The record back from :meth:`to_dict`'s output; unknown keys are ignored."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+            mode = spec.metadata.get("json")
+            key = spec.metadata.get("json_name", spec.name)
+            hint = hints[spec.name]
+            if mode == "skip" or not spec.init:
+                continue
+            if mode == "flatten":
+                values[spec.name] = decode(hint, data)
+            elif mode == "by_name":
+                item_type = typing.get_args(hint)[0]
+                values[spec.name] = tuple(decode(item_type, {**item, "name": name})
+                                          for name, item in data[key].items())
+            elif key in data:
+                values[spec.name] = decode(hint, data[key])
+        return cls(**values)
+
+
+def _without_name(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key != "name"}
+
+
+def encode(value: Any) -> Any:
+    """A report value as JSON-ready data (records, enums, tuples, dicts, finite floats)."""
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (tuple, list)):
+        return [encode(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): encode(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {spec.name: encode(getattr(value, spec.name)) for spec in dataclasses.fields(value)}
+    return value
+
+
+def decode(hint: Any, value: Any) -> Any:
+    """``value`` (JSON data) as the type ``hint``: the inverse of :func:`encode`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [arg for arg in args if arg is not type(None)]
+        return decode(options[0], value)
+    if hint is Any:
+        return value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(decode(args[0], item) for item in value)
+        return tuple(decode(arg, item) for arg, item in zip(args, value))
+    if origin in (dict, typing.Mapping) or hint is dict:
+        item_type = args[1] if args else Any
+        return {key: decode(item_type, item) for key, item in value.items()}
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return hint.from_dict(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        field_hints = typing.get_type_hints(hint)
+        return hint(**{spec.name: decode(field_hints[spec.name], value[spec.name])
+                       for spec in dataclasses.fields(hint)
+                       if spec.init and spec.name in value})
+    if hint is float:
+        return float(value)
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ValueError(f"expected {hint.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` if it is a finite float, else None (reports never hold NaN or ±inf)."""
+    return float(value) if math.isfinite(value) else None
+
 
 @dataclass(frozen=True, kw_only=True)
-class ModelInfo:
+class ModelInfo(Record):
+    """Which file (or in-memory model) a report is about: path, format, sha256 of its bytes."""
+
     path: str
     format: str
     sha256: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "sha256": self.sha256}
+    @classmethod
+    def of(cls, bundle: Any) -> ModelInfo:
+        """The identity of a :class:`~rnngrad.io.WeightBundle`."""
+        return cls(path=bundle.path, format=bundle.format, sha256=bundle.sha256)
 
 
 @dataclass(frozen=True, kw_only=True)
-class TensorRow:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    used_by: str | None
+class Document(Record):
+    """A top-level report: the JSON starts with the contract's head fields."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class InspectReport:
+    command: ClassVar[str] = ""
     model: ModelInfo
-    tensors: tuple[TensorRow, ...]
-    recurrences: tuple[Recurrence, ...]
-    notes: tuple[str, ...] = ()
-    metadata: tuple[tuple[str, str], ...] = ()
-    command: str = "inspect"
-
-    @property
-    def unused(self) -> tuple[TensorRow, ...]:
-        return tuple(row for row in self.tensors if row.used_by is None)
 
     def to_dict(self) -> dict[str, Any]:
-        return _document(self, {
-            "tensors": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
-                         "used_by": t.used_by} for t in self.tensors],
-            "recurrences": [_recurrence_dict(rec) for rec in self.recurrences],
-            "unused_tensors": [t.name for t in self.unused],
-            "metadata": dict(self.metadata),
-            "notes": list(self.notes),
-        })
+        body = super().to_dict()
+        head = {"schema_version": SCHEMA_VERSION, "rnngrad_version": __version__,
+                "command": self.command, "model": body.pop("model")}
+        return {**head, **body}
 
-
-@dataclass(frozen=True, kw_only=True)
-class RestJacobian:
-    """The step Jacobian linearised at s = 0, x = 0 (biases included)."""
-
-    size: int
-    spectral_radius: float
-    norm: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecurrenceSpectrum:
-    recurrence: Recurrence
-    blocks: tuple[tuple[str, MatrixSpectrum], ...]
-    gamma: float
-    bound: float
-    bound_block: str
-    rest: RestJacobian
-    verdict: str
-    reason: str
-
-    def block(self, name: str) -> MatrixSpectrum:
-        return dict(self.blocks)[name]
-
-
-@dataclass(frozen=True, kw_only=True)
-class SpectrumReport:
-    model: ModelInfo
-    recurrences: tuple[RecurrenceSpectrum, ...]
-    top: int
-    notes: tuple[str, ...] = ()
-    command: str = "spectrum"
-
-    def to_dict(self) -> dict[str, Any]:
-        return _document(self, {
-            "top": self.top,
-            "recurrences": [_spectrum_dict(item) for item in self.recurrences],
-            "notes": list(self.notes),
-        })
-
-
-def _document(report: Any, body: dict[str, Any]) -> dict[str, Any]:
-    from . import __version__
-
-    head = {"schema_version": SCHEMA_VERSION, "rnngrad_version": __version__,
-            "command": report.command, "model": report.model.to_dict()}
-    return finite_json({**head, **body})
-
-
-def _recurrence_dict(rec: Recurrence) -> dict[str, Any]:
-    return {**rec.identity(), "weight_ih": rec.weight_ih, "bias_ih": rec.bias_ih,
-            "bias_hh": rec.bias_hh, "weight_hr": rec.weight_hr, "state_size": rec.state_size,
-            "missing": list(rec.missing), "cell_module": rec.cell_module}
-
-
-def _spectrum_dict(item: RecurrenceSpectrum) -> dict[str, Any]:
-    return {
-        **item.recurrence.identity(),
-        "gamma": item.gamma, "bound": item.bound, "bound_block": item.bound_block,
-        "verdict": item.verdict, "reason": item.reason,
-        "rest_jacobian": dataclasses.asdict(item.rest),
-        "blocks": {name: _block_dict(spec) for name, spec in item.blocks},
-    }
-
-
-def _block_dict(spec: MatrixSpectrum) -> dict[str, Any]:
-    data = dataclasses.asdict(spec)
-    for key in ("eigenvalues", "leading_eigenvector"):
-        data[key] = [list(pair) for pair in data[key]]
-    data["leading_eigenvalue"] = list(data["leading_eigenvalue"])
-    if spec.condition_number is None:
-        data["condition_number_reason"] = "sigma_min is 0: the matrix is singular"
-    return data
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        command = data.get("command") if isinstance(data, dict) else None
+        if command != cls.command:  # type: ignore[attr-defined]
+            raise ValueError(f"not a {cls.command} report: command is {command!r}")  # type: ignore[attr-defined]
+        return super().from_dict(data)  # type: ignore[misc]
 
 
 def finite_json(value: Any, _key: str = "") -> Any:
-    """Replace NaN/±Inf floats by None, recursively, so ``json.dumps`` stays strict JSON."""
+    """Replace NaN/±Inf floats by None, recursively, so ``json.dumps`` stays strict JSON; a
+    ``<key>_reason`` is added next to each replaced value of an object."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -151,120 +203,13 @@ def finite_json(value: Any, _key: str = "") -> Any:
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
-class LagRow:
-    """One lag of a profile: norms are over the probe sequences (geometric mean, min, max).
-
-    ``norm`` is None where it over- or underflows float64; ``log10_norm`` is always finite
-    unless the product is exactly zero (then None, with a reason).
-    """
-
-    lag: int
-    norm: float | None
-    norm_min: float | None
-    norm_max: float | None
-    log10_norm: float
-    log10_norm_min: float
-    log10_norm_max: float
-    frobenius: float | None
-    log10_frobenius: float
-    rate: float | None
-    grad_norm: float | None
-    log10_grad_norm: float
-    flag: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Directions:
-    """The exploding directions at the largest lag (seed: the direction v).
-
-    ``right`` is the state direction at T−ℓ that grows most (top right singular vector, the
-    principal direction over probes), ``left`` where it lands at T. Cosines compare them with
-    the leading eigenvectors of ``reference`` (W_hh for Elman cells, the rest-state Jacobian
-    for gated cells): ``right`` with the left eigenvector, ``left`` with the right one (for a
-    complex pair, the cosine with their real 2-D span).
-    """
-
-    lag: int
-    log10_sigma: float
-    right: tuple[float, ...]
-    left: tuple[float, ...]
-    consistency_right: float
-    consistency_left: float
-    cos_right_leading: float
-    cos_left_leading: float
-    reference: str
-    leading_eigenvalue: tuple[float, float]
-    top_units_right: tuple[int, ...]
-    top_units_left: tuple[int, ...]
-    alignment: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecurrenceProfile:
-    recurrence: Recurrence
-    state: str
-    state_size: int
-    rows: tuple[LagRow, ...]
-    directions: Directions | None
-    share_beyond_10: float | None
-    share_beyond_100: float | None
-    verdict: str
-    reason: str
-    overflow_step: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class BpttReport:
-    model: ModelInfo
-    probe: tuple[tuple[str, Any], ...]
-    options: tuple[tuple[str, Any], ...]
-    recurrences: tuple[RecurrenceProfile, ...]
-    clip: Any
-    notes: tuple[str, ...] = ()
-    command: str = "bptt"
-
-    def to_dict(self) -> dict[str, Any]:
-        return _document(self, {
-            "probe": dict(self.probe),
-            "options": dict(self.options),
-            "recurrences": [_profile_dict(item) for item in self.recurrences],
-            "clip": _clip_dict(self.clip),
-            "notes": list(self.notes),
-        })
-
-
-def _profile_dict(item: RecurrenceProfile) -> dict[str, Any]:
-    data = {**item.recurrence.identity(), "state": item.state, "state_size": item.state_size,
-            "verdict": item.verdict, "reason": item.reason,
-            "overflow_step": item.overflow_step,
-            "share_beyond_10": item.share_beyond_10, "share_beyond_100": item.share_beyond_100,
-            "lags": [_lag_dict(row) for row in item.rows],
-            "directions": None}
-    if item.directions is not None:
-        directions = dataclasses.asdict(item.directions)
-        directions["leading_eigenvalue"] = list(directions["leading_eigenvalue"])
-        data["directions"] = directions
-    return data
-
-
-def _lag_dict(row: LagRow) -> dict[str, Any]:
-    data = dataclasses.asdict(row)
-    for key in ("norm", "norm_min", "norm_max", "frobenius", "grad_norm", "rate"):
-        if data[key] is None:
-            data[f"{key}_reason"] = _reason(row.log10_norm if key != "grad_norm"
-                                            else row.log10_grad_norm)
-    return data
-
-
-def _reason(log10_value: float) -> str:
-    if math.isinf(log10_value) and log10_value < 0:
-        return "the product is exactly zero"
-    return "overflow: beyond float64, see the log10 field" if log10_value > 0 else \
-        "underflow: below float64, see the log10 field"
-
-
-def _clip_dict(clip: Any) -> dict[str, Any] | None:
-    if clip is None:
+def power10(log_value: float | None) -> float | None:
+    """10**x when it is a normal float64, else None (a report's log10 field carries it)."""
+    if log_value is None or not math.isfinite(log_value) or not -307 < log_value < 308:
         return None
-    return {**dataclasses.asdict(clip), "line": clip.line}
+    return float(10.0 ** log_value)
+
+
+def log10_value(value: float | None) -> float:
+    """A report's log10 field as a float: None (an exactly zero product) is −∞."""
+    return -math.inf if value is None else value

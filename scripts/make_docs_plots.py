@@ -17,16 +17,17 @@ from pathlib import Path
 
 import rnngrad
 from rnngrad.bptt import BpttOptions, bptt
-from rnngrad.check import run_check
-from rnngrad.config import CheckConfig
-from rnngrad.plots import pascanu_bounds, save_plot, spectrum_matrices
+from rnngrad.gate.check import run_check
+from rnngrad.gate.config import config_from_values
+from rnngrad.plots import save_plot
 from rnngrad.probes import ProbeSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
 OPTIONS = BpttOptions(lags="1..100", probe=ProbeSpec(batch=16, steps=100, seed=0, burn_in=50))
 # `rnngrad check` with the bptt verdict's thresholds and Pascanu's bound at 1
-CHECK = CheckConfig(lags="1..100", explode_above=1e4, vanish_below=1e-4, max_bound=1.0)
+CHECK = config_from_values({"lags": "1..100", "explode_above": 1e4, "vanish_below": 1e-4,
+                            "max_bound": 1.0})
 CHECKED = ("elman_vanishing.safetensors", "elman_exploding.safetensors",
            "elman_orthogonal.safetensors", "lstm_2layer.pt", "adding_task_lstm.safetensors")
 
@@ -39,19 +40,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     suffixes = (".svg", ".png") if args.png else (".svg",)
 
-    def write(report, name: str, **extra) -> None:
+    def write(report, name: str) -> None:
         for suffix in suffixes:
             target = args.out / f"{name}{suffix}"
-            save_plot(report, str(target), **extra)
+            save_plot(report, str(target))
             print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
 
     gru = SAMPLES / "gru_bidirectional.safetensors"
-    spectrum = rnngrad.spectrum(gru)
-    write(spectrum, "spectrum_gru_bidirectional", matrices=spectrum_matrices(gru, spectrum))
+    write(rnngrad.spectrum(gru, values=True), "spectrum_gru_bidirectional")
 
     elman = SAMPLES / "elman_exploding.safetensors"
-    write(bptt(elman, OPTIONS), "bptt_elman_exploding",
-          bounds=pascanu_bounds(rnngrad.spectrum(elman)))
+    write(bptt(elman, OPTIONS), "bptt_elman_exploding")
     write(bptt(SAMPLES / "adding_task_lstm.safetensors", OPTIONS),
           "bptt_adding_task_lstm")
 

@@ -47,11 +47,11 @@ def state_dict_of(module: torch.nn.Module, prefix: str = "rnn.") -> dict:
 def run(module, x: np.ndarray, tmp_path, **overrides):
     path = tmp_path / "probe.npy"
     np.save(path, x)
-    options = BpttOptions(lags=",".join(map(str, LAGS)), probe=ProbeSpec(kind="file", path=str(path)),
+    options = BpttOptions(lags=",".join(map(str, LAGS)), probe=ProbeSpec(inputs=str(path)),
                           **overrides)
     source = {**state_dict_of(module)}
     if isinstance(module, torch.nn.RNN):
-        from rnngrad.loading import from_state_dict
+        from rnngrad.io import from_state_dict
 
         source = from_state_dict(source, metadata={"rnn.nonlinearity": module.nonlinearity})
     return bptt(source, options)
@@ -112,7 +112,7 @@ def test_frobenius_and_gradient_by_lag_match_autograd(tmp_path):
 
 def test_gradient_by_lag_equals_autograd_of_readout(tmp_path):
     """‖∂E/∂s_(T−ℓ)‖ for E = uᵀ s_T, with u read back from the lag-1 gradient direction."""
-    from rnngrad.bptt import _readout
+    from rnngrad.bptt.analysis import _readout
     import zlib
 
     module = make_module("rnn-tanh")
@@ -126,7 +126,7 @@ def test_gradient_by_lag_equals_autograd_of_readout(tmp_path):
 
 def test_w_hh_gradient_shares_match_per_step_autograd(tmp_path):
     """Share of ∂E/∂W_hh from terms more than k steps back, from per-step copies of W_hh."""
-    from rnngrad.bptt import _readout
+    from rnngrad.bptt.analysis import _readout
     import zlib
 
     module = make_module("rnn-tanh")
@@ -134,7 +134,7 @@ def test_w_hh_gradient_shares_match_per_step_autograd(tmp_path):
     path = tmp_path / "p.npy"
     np.save(path, x)
     report = bptt(state_dict_of(module), BpttOptions(lags="1..120", probe=ProbeSpec(
-        kind="file", path=str(path))))
+        inputs=str(path))))
     u = _readout(7, 0, zlib.crc32(b"rnn.weight_hh_l0"), torch.float64, "cpu")
     w_ih, w_hh = module.weight_ih_l0.detach(), module.weight_hh_l0.detach()
     b = (module.bias_ih_l0 + module.bias_hh_l0).detach()

@@ -38,7 +38,7 @@ import rnngrad  # noqa: E402
 from rnngrad.errors import RnngradError  # noqa: E402
 
 try:
-    from rnngrad.lags import parse_lags
+    from rnngrad.probes.lags import parse_lags
 except ImportError as _e:  # reported by the `parse` fixture, not at collection
     parse_lags = None
     _LAGS_IMPORT_ERROR = _e
@@ -365,7 +365,7 @@ def test_fuzz_npz_bytes(key, seed):
 @pytest.fixture(scope="module")
 def parse():
     if parse_lags is None:
-        pytest.fail(f"cannot import rnngrad.lags.parse_lags: {_LAGS_IMPORT_ERROR}")
+        pytest.fail(f"cannot import rnngrad.probes.lags.parse_lags: {_LAGS_IMPORT_ERROR}")
     return parse_lags
 
 

@@ -12,12 +12,14 @@ import pytest
 import torch
 
 import reference_cells as ref
-from rnngrad.analysis import inspect, spectrum
+from rnngrad.inspection import inspect
+from rnngrad.spectrum import spectrum
 from rnngrad.bptt import BpttOptions, bptt
-from rnngrad.cells import cell_weights
+from rnngrad.cells.base import cell_weights
+from rnngrad.conventions.understand import understand
 from rnngrad.errors import LoadError
-from rnngrad.jacobians import run_stack
-from rnngrad.loading import load
+from rnngrad.cells.stack import run_stack
+from rnngrad.io import load
 from rnngrad.probes import ProbeSpec
 
 h5py = pytest.importorskip("h5py")
@@ -71,7 +73,7 @@ def write_keras3(target, entries):
 def probe(tmp_path, width=I, batch=2, steps=7, seed=3):
     x = np.random.default_rng(seed).standard_normal((batch, steps, width))
     np.save(tmp_path / "probe.npy", x)
-    return x, ProbeSpec(kind="file", path=str(tmp_path / "probe.npy"))
+    return x, ProbeSpec(inputs=str(tmp_path / "probe.npy"))
 
 
 def check_profile(item, step, x, size):
@@ -85,9 +87,8 @@ def check_profile(item, step, x, size):
 def check_outputs(path, steps_by_label, x):
     """rnngrad's forward pass equals the Keras reference cells' (forward, then reverse)."""
     bundle = load(path)
-    report = inspect(bundle)
     by_module: dict[str, list] = {}
-    for rec in report.recurrences:
+    for rec in understand(bundle).recurrences:
         if rec.label in steps_by_label:
             by_module.setdefault(rec.module, []).append(rec)
     assert by_module, "no recurrence to compare"

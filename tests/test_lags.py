@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rnngrad.errors import OptionError
-from rnngrad.lags import parse_lags
+from rnngrad.probes.lags import parse_lags
 
 
 @pytest.mark.parametrize("spec,expected", [

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import reference_cells as ref
-from rnngrad.analysis import spectrum
+from rnngrad.spectrum import spectrum
 from rnngrad.bptt import BpttOptions, bptt
 from rnngrad.errors import OptionError
-from rnngrad.loading import from_state_dict
+from rnngrad.io import from_state_dict
 from rnngrad.probes import ProbeSpec
 
 LAGS = (1, 2, 5, 9)
@@ -41,7 +41,7 @@ def _probe(tmp_path, batch=3, steps=9, width=3, seed=4) -> tuple[np.ndarray, Pro
     x = np.random.default_rng(seed).standard_normal((batch, steps, width))
     path = tmp_path / "probe.npy"
     np.save(path, x)
-    return x, ProbeSpec(kind="file", path=str(path))
+    return x, ProbeSpec(inputs=str(path))
 
 
 def _check_against(report_rows, step, x, state_size):
@@ -58,7 +58,7 @@ def test_mapped_rate_cell_matches_jacrev(tmp_path, phi):
                          leak=0.3)
     x, probe = _probe(tmp_path)
     report = bptt(str(tmp_path / "m.npz"),
-                  BpttOptions(lags=",".join(map(str, LAGS)), probe=probe, mapping=mapping))
+                  BpttOptions(lags=",".join(map(str, LAGS)), probe=probe, map=mapping))
     (item,) = report.recurrences
     assert item.recurrence.cell == "leaky" and item.recurrence.leak == 0.3
     assert item.state == "x"
@@ -72,7 +72,7 @@ def test_columns_orientation_and_dt_tau(tmp_path):
                          orientation="columns", input_orientation="columns", dt=2, tau=10)
     x, probe = _probe(tmp_path, seed=5)
     report = bptt(str(tmp_path / "m.npz"), BpttOptions(lags="1,4,9", probe=probe,
-                                                       mapping=mapping))
+                                                       map=mapping))
     (item,) = report.recurrences
     assert item.recurrence.leak == pytest.approx(0.2)
     _check_against(item.rows, ref.rate_cell(w, w_in, b, alpha=0.2, phi="tanh"), x, 6)
@@ -98,14 +98,14 @@ def test_leaky_spectrum_reports_w_and_effective_matrix(tmp_path):
     w, w_in, b = _rate_model(size=8, seed=7)
     np.savez(tmp_path / "m.npz", W=w, U=w_in)
     mapping = _write_map(tmp_path, recurrent="W", input="U", leak=0.1, nonlinearity="tanh")
-    (item,) = spectrum(str(tmp_path / "m.npz"), mapping=mapping, top=8).recurrences
+    (item,) = spectrum(str(tmp_path / "m.npz"), map=mapping, top=8).recurrences
     eff = 0.9 * np.eye(8) + 0.1 * w
     for name, matrix in (("hh", w), ("eff", eff)):
         block = item.block(name)
         assert block.spectral_radius == pytest.approx(np.max(np.abs(np.linalg.eigvals(matrix))),
                                                       rel=1e-12)
         assert block.sigma_max == pytest.approx(np.linalg.norm(matrix, 2), rel=1e-12)
-    assert item.rest.spectral_radius == pytest.approx(item.block("eff").spectral_radius)
+    assert item.rest_jacobian.spectral_radius == pytest.approx(item.block("eff").spectral_radius)
     assert item.bound == pytest.approx(0.9 + 0.1 * np.linalg.norm(w, 2), rel=1e-12)
     eig_w = np.linalg.eigvals(w)
     eig_eff = sorted(np.abs(0.9 + 0.1 * eig_w))[::-1]
@@ -117,7 +117,7 @@ def test_relu_effective_matrix_takes_the_active_slope(tmp_path):
     w, _, _ = _rate_model(size=5, seed=2)
     np.savez(tmp_path / "m.npz", W=w)
     mapping = _write_map(tmp_path, recurrent="W", nonlinearity="relu", leak=0.5)
-    (item,) = spectrum(str(tmp_path / "m.npz"), mapping=mapping).recurrences
+    (item,) = spectrum(str(tmp_path / "m.npz"), map=mapping).recurrences
     assert item.block("eff").sigma_max == pytest.approx(np.linalg.norm(0.5 * np.eye(5) + 0.5 * w, 2))
 
 
@@ -125,7 +125,7 @@ def test_sigmoid_effective_matrix_uses_quarter_slope(tmp_path):
     w, _, _ = _rate_model(size=5, seed=2)
     np.savez(tmp_path / "m.npz", W=w)
     mapping = _write_map(tmp_path, recurrent="W", nonlinearity="sigmoid", leak=0.5)
-    (item,) = spectrum(str(tmp_path / "m.npz"), mapping=mapping).recurrences
+    (item,) = spectrum(str(tmp_path / "m.npz"), map=mapping).recurrences
     eff = 0.5 * np.eye(5) + 0.5 * 0.25 * w
     assert item.block("eff").sigma_max == pytest.approx(np.linalg.norm(eff, 2), rel=1e-12)
     assert item.gamma == 0.25
@@ -137,7 +137,7 @@ def test_low_rank_spectrum_from_small_problem(tmp_path):
     m, n = rng.standard_normal((size, rank)), rng.standard_normal((rank, size))
     np.savez(tmp_path / "lr.npz", m=m, n=n, u=rng.standard_normal((2, size)))
     mapping = _write_map(tmp_path, left="m", right="n", scale="1/N", input="u", leak=0.2)
-    (item,) = spectrum(str(tmp_path / "lr.npz"), mapping=mapping, top=5).recurrences
+    (item,) = spectrum(str(tmp_path / "lr.npz"), map=mapping, top=5).recurrences
     block = item.block("hh")
     dense = m @ n / size
     small = np.linalg.eigvals(n @ m / size)
@@ -168,8 +168,8 @@ def test_leak_option_errors(tmp_path):
 def test_leaky_cell_identity_fields(tmp_path):
     rnn = torch.nn.RNN(3, 4)
     (item,) = spectrum(rnn.state_dict(), leak=0.5).recurrences
-    identity = item.recurrence.identity()
+    identity = item.recurrence.to_dict()
     assert identity["cell"] == "leaky" and identity["leak"] == 0.5
-    assert [name for name, _ in item.blocks] == ["hh", "eff"]
-    plain = spectrum(rnn.state_dict()).recurrences[0].recurrence.identity()
+    assert [block.name for block in item.blocks] == ["hh", "eff"]
+    plain = spectrum(rnn.state_dict()).recurrences[0].recurrence.to_dict()
     assert "leak" not in plain and "convention" not in plain

@@ -26,7 +26,7 @@ class Encoder(torch.nn.Module):
 def identities(source, **kwargs):
     return [(r.module, r.cell, r.layer, r.direction, r.hidden_size, r.input_size, r.proj_size)
             for r in find_recurrences(rnngrad.load(source) if not isinstance(source, dict)
-                                      else rnngrad.loading.from_state_dict(source), **kwargs)]
+                                      else rnngrad.io.from_state_dict(source), **kwargs)]
 
 
 def test_prefixes_stacks_directions_projection_and_cells(tmp_path):
@@ -103,12 +103,12 @@ def test_module_nonlinearity_is_carried_from_a_live_module():
 
 def test_key_analyses_any_square_matrix():
     state = {"my.W_rec": torch.eye(5), "my.W_in": torch.ones(5, 2)}
-    found = find_recurrences(rnngrad.loading.from_state_dict(state), keys=("my.W_rec",))
+    found = find_recurrences(rnngrad.io.from_state_dict(state), keys=("my.W_rec",))
     assert [(r.module, r.cell, r.hidden_size) for r in found] == [("my.W_rec", "rnn", 5)]
     with pytest.raises(OptionError, match="not a non-empty square"):
-        find_recurrences(rnngrad.loading.from_state_dict(state), keys=("my.W_in",))
+        find_recurrences(rnngrad.io.from_state_dict(state), keys=("my.W_in",))
     with pytest.raises(OptionError, match="no such tensor"):
-        find_recurrences(rnngrad.loading.from_state_dict(state), keys=("nope",))
+        find_recurrences(rnngrad.io.from_state_dict(state), keys=("nope",))
 
 
 def test_no_recurrence_lists_the_tensors_and_suggests_key(tmp_path):
@@ -121,7 +121,7 @@ def test_no_recurrence_lists_the_tensors_and_suggests_key(tmp_path):
 
 def test_missing_input_weights_are_named():
     state = {"rnn.weight_hh_l0": torch.eye(4)}
-    rec = find_recurrences(rnngrad.loading.from_state_dict(state))[0]
+    rec = find_recurrences(rnngrad.io.from_state_dict(state))[0]
     assert rec.missing == ("rnn.weight_ih_l0",)
     assert rnngrad.inspect(state).recurrences[0].missing == ("rnn.weight_ih_l0",)
     from rnngrad.bptt import bptt
@@ -143,7 +143,7 @@ def test_missing_input_weights_are_named():
 ])
 def test_inconsistent_shapes_are_refused(state, match):
     with pytest.raises(LoadError, match=match):
-        find_recurrences(rnngrad.loading.from_state_dict(state))
+        find_recurrences(rnngrad.io.from_state_dict(state))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])

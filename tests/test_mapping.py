@@ -10,17 +10,18 @@ import pytest
 import torch
 
 import reference_cells as ref
-from rnngrad.analysis import inspect, spectrum
+from rnngrad.inspection import inspect
+from rnngrad.spectrum import spectrum
 from rnngrad.bptt import BpttOptions, bptt
 from rnngrad.errors import LoadError, OptionError
-from rnngrad.loading import load
+from rnngrad.conventions.understand import load
 from rnngrad.probes import ProbeSpec
 
 
 def _probe(tmp_path, width, batch=2, steps=8, seed=1):
     x = np.random.default_rng(seed).standard_normal((batch, steps, width))
     np.save(tmp_path / "probe.npy", x)
-    return x, ProbeSpec(kind="file", path=str(tmp_path / "probe.npy"))
+    return x, ProbeSpec(inputs=str(tmp_path / "probe.npy"))
 
 
 def _norms_match(item, step, x, size):
@@ -142,7 +143,7 @@ def test_map_overrides_the_convention(tmp_path):
     (tmp_path / "m.toml").write_text(
         '[recurrence]\nname = "mine"\nrecurrent = "W_rec"\ninput = "W_in"\n'
         'nonlinearity = "tanh"\nleak = 0.5\n')
-    report = inspect(str(tmp_path / "w.npz"), mapping=str(tmp_path / "m.toml"))
+    report = inspect(str(tmp_path / "w.npz"), map=str(tmp_path / "m.toml"))
     (rec,) = report.recurrences
     assert (rec.module, rec.nonlinearity, rec.leak) == ("mine", "tanh", 0.5)
     assert not any(name.startswith("psychrnn.") for name in (t.name for t in report.tensors))
@@ -153,7 +154,7 @@ def test_top_level_keys_and_bias_list(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "w.npz", A=rng.standard_normal((4, 4)), b1=np.ones(4), b2=np.ones((4, 1)))
     (tmp_path / "m.toml").write_text('recurrent = "A"\nbias = ["b1", "b2"]\nleak = 1.0\n')
-    bundle_report = inspect(str(tmp_path / "w.npz"), mapping=str(tmp_path / "m.toml"))
+    bundle_report = inspect(str(tmp_path / "w.npz"), map=str(tmp_path / "m.toml"))
     (rec,) = bundle_report.recurrences
     assert rec.input_size is None and rec.bias_ih is not None
 
@@ -172,20 +173,20 @@ def test_map_errors(tmp_path, text, match):
     np.savez(tmp_path / "w.npz", W=np.eye(3))
     (tmp_path / "m.toml").write_text(text)
     with pytest.raises(OptionError, match=match):
-        inspect(str(tmp_path / "w.npz"), mapping=str(tmp_path / "m.toml"))
+        inspect(str(tmp_path / "w.npz"), map=str(tmp_path / "m.toml"))
 
 
 def test_map_names_a_missing_tensor(tmp_path):
     np.savez(tmp_path / "w.npz", W=np.eye(3))
     (tmp_path / "m.toml").write_text('recurrent = "V"\n')
     with pytest.raises(LoadError, match="'V', which is not in the file"):
-        inspect(str(tmp_path / "w.npz"), mapping=str(tmp_path / "m.toml"))
+        inspect(str(tmp_path / "w.npz"), map=str(tmp_path / "m.toml"))
 
 
 def test_map_file_missing(tmp_path):
     np.savez(tmp_path / "w.npz", W=np.eye(3))
     with pytest.raises(OptionError, match="no such file"):
-        spectrum(str(tmp_path / "w.npz"), mapping=str(tmp_path / "absent.toml"))
+        spectrum(str(tmp_path / "w.npz"), map=str(tmp_path / "absent.toml"))
 
 
 def test_pytorch_files_are_not_reinterpreted(tmp_path):

@@ -8,12 +8,14 @@ import pytest
 import torch
 
 import reference_cells as ref
-from rnngrad.analysis import inspect, spectrum
+from rnngrad.inspection import inspect
+from rnngrad.spectrum import spectrum
 from rnngrad.bptt import BpttOptions, bptt
-from rnngrad.cells import cell_weights
+from rnngrad.cells.base import cell_weights
 from rnngrad.errors import LoadError
-from rnngrad.jacobians import run_stack
-from rnngrad.loading import load
+from rnngrad.cells.stack import run_stack
+from rnngrad.io import load
+from rnngrad.conventions.understand import understand
 from rnngrad.probes import ProbeSpec
 
 onnx = pytest.importorskip("onnx")
@@ -74,7 +76,7 @@ def compare_forward(model, path, relu=None):
     else:
         (expected,) = ReferenceEvaluator(model).run(None, {"X": x})  # (T, D, 1, H)
     bundle = load(path)
-    recs = sorted(inspect(bundle).recurrences, key=lambda rec: rec.direction != "forward")
+    recs = sorted(understand(bundle).recurrences, key=lambda rec: rec.direction != "forward")
     _, out = run_stack([[(rec, cell_weights(bundle, rec)) for rec in recs]],
                        torch.from_numpy(x[:, 0].astype(np.float64))[None])
     want = np.concatenate([expected[:, d, 0] for d in range(expected.shape[1])], axis=1)
@@ -128,7 +130,7 @@ def test_lstm_gate_order_against_pytorch(tmp_path):
     x = np.random.default_rng(2).standard_normal((2, T, I))
     np.save(tmp_path / "x.npy", x)
     (item,) = bptt(path, BpttOptions(lags="1,3,6", probe=ProbeSpec(
-        kind="file", path=str(tmp_path / "x.npy")))).recurrences
+        inputs=str(tmp_path / "x.npy")))).recurrences
     step = ref.torch_lstm_cell(w_ih, w_hh, b_ih, b_hh)
     for row in item.rows:
         truth = [ref.lag_norm(step, x[k], 2 * H, row.lag) for k in range(2)]

@@ -22,12 +22,11 @@ matplotlib = pytest.importorskip("matplotlib")
 
 import rnngrad  # noqa: E402
 from rnngrad.bptt import BpttOptions, bptt  # noqa: E402
-from rnngrad.check import CheckResult  # noqa: E402
-from rnngrad.clipping import recommend  # noqa: E402
+from rnngrad.gate.results import CheckResult  # noqa: E402
+from rnngrad.bptt.clipping import recommend  # noqa: E402
 from rnngrad.errors import OptionError  # noqa: E402
-from rnngrad.loading import load  # noqa: E402
-from rnngrad.plots import (check_target, pascanu_bounds, save_plot,  # noqa: E402
-                           spectrum_matrices)
+from rnngrad.io import load  # noqa: E402
+from rnngrad.plots import check_target, save_plot  # noqa: E402
 from rnngrad.probes import ProbeSpec  # noqa: E402
 from conftest import SAMPLES  # noqa: E402
 
@@ -38,7 +37,7 @@ SMALL = ProbeSpec(batch=4, steps=30, burn_in=10, seed=0)
 @dataclasses.dataclass(frozen=True)
 class FakeCheck:
     results: tuple[CheckResult, ...]
-    plot_kind: str = "check"
+    command: str = "check"
 
 
 def _result(model, recurrence, threshold, value, limit, passed):
@@ -62,6 +61,12 @@ def gru_path() -> Path:
 @pytest.fixture(scope="module")
 def gru_spectrum(gru_path):
     return rnngrad.spectrum(gru_path)
+
+
+@pytest.fixture(scope="module")
+def gru_values(gru_path):
+    """The spectrum with every eigenvalue and singular value kept (what --plot asks for)."""
+    return rnngrad.spectrum(gru_path, values=True)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +120,9 @@ def assert_png(path: Path) -> np.ndarray:
 # --- spectrum -------------------------------------------------------------------------------
 
 
-def test_spectrum_svg_all_eigenvalues(tmp_path, gru_path, gru_spectrum):
+def test_spectrum_svg_all_eigenvalues(tmp_path, gru_values):
     target = tmp_path / "spectrum.svg"
-    save_plot(gru_spectrum, str(target), matrices=spectrum_matrices(gru_path, gru_spectrum))
+    save_plot(gru_values, str(target))
     root, texts = svg_texts(target)
     # 2 recurrences (forward, reverse) x 3 gate blocks (r, z, n) x (eigenvalues, singular values)
     assert len(axes_groups(root)) == 12
@@ -144,28 +149,36 @@ def test_spectrum_png_from_report_only(tmp_path, elman_spectrum):
     assert has_text(texts, "explosion-possible")
 
 
-def test_spectrum_matrices_are_the_file_blocks(gru_path, gru_spectrum):
-    matrices = spectrum_matrices(gru_path, gru_spectrum)
+def test_report_values_are_those_of_the_file_blocks(gru_path, gru_values):
+    """What the picture draws comes from the report, and equals numpy on the file's blocks."""
     bundle = load(gru_path)
     keys = {"encoder L0": "encoder.weight_hh_l0", "encoder L0 rev": "encoder.weight_hh_l0_reverse"}
-    assert sorted(matrices) == sorted((label, block) for label in keys for block in "rzn")
-    for label, key in keys.items():
+    assert [item.recurrence.label for item in gru_values.recurrences] == list(keys)
+    for item, key in zip(gru_values.recurrences, keys.values()):
         weight = bundle.array(key).astype(np.float64)  # rows r, z, n of 20 each (PyTorch order)
         for index, block in enumerate("rzn"):
-            np.testing.assert_allclose(matrices[(label, block)],
-                                       weight[20 * index:20 * (index + 1)], rtol=0, atol=0)
+            matrix = weight[20 * index:20 * (index + 1)]
+            spec = item.block(block)
+            ours = np.array([complex(re, im) for re, im in spec.all_eigenvalues])
+            theirs = np.linalg.eigvals(matrix)
+            np.testing.assert_allclose(np.sort_complex(ours), np.sort_complex(theirs),
+                                       rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(spec.singular_values,
+                                       np.linalg.svd(matrix, compute_uv=False),
+                                       rtol=1e-12, atol=1e-14)
 
 
-def test_spectrum_matrices_refuse_another_file(gru_spectrum):
-    with pytest.raises(OptionError, match="not those of the report"):
-        spectrum_matrices(SAMPLES / "lstm_2layer.pt", gru_spectrum)
+def test_values_are_kept_only_when_asked(gru_spectrum):
+    spec = gru_spectrum.recurrences[0].block("r")
+    assert spec.all_eigenvalues is None and spec.singular_values is None
+    assert "all_eigenvalues" in gru_spectrum.to_dict()["recurrences"][0]["blocks"]["r"]
 
 
-def test_pascanu_bounds_only_for_elman(elman_spectrum, gru_spectrum):
-    bounds = pascanu_bounds(elman_spectrum)
-    assert list(bounds) == ["rnn L0"]
-    assert bounds["rnn L0"] == pytest.approx(1.1234, abs=5e-4)  # sample_models/README.md
-    assert pascanu_bounds(gru_spectrum) == {}
+def test_pascanu_bound_only_for_elman(elman_bptt, elman_spectrum, lstm_bptt):
+    (elman,) = elman_bptt.recurrences
+    assert elman.bound == pytest.approx(elman_spectrum.recurrences[0].bound, rel=1e-12)
+    assert elman.bound == pytest.approx(1.1234, abs=5e-4)  # sample_models/README.md
+    assert all(item.bound is None for item in lstm_bptt.recurrences)
 
 
 # --- bptt -----------------------------------------------------------------------------------
@@ -173,7 +186,7 @@ def test_pascanu_bounds_only_for_elman(elman_spectrum, gru_spectrum):
 
 def test_bptt_svg_with_bound(tmp_path, elman_bptt, elman_spectrum):
     target = tmp_path / "bptt.svg"
-    save_plot(elman_bptt, str(target), bounds=pascanu_bounds(elman_spectrum))
+    save_plot(elman_bptt, str(target))
     root, texts = svg_texts(target)
     assert len(axes_groups(root)) == 2  # one recurrence + the clip histogram
     for fragment in ("lag ℓ (steps)", "log10 ‖∂s_T/∂s_(T−ℓ)‖", "rnn L0 (rnn relu, s = h",
@@ -377,7 +390,7 @@ needs_plotext = pytest.mark.skipif(not _has_plotext(), reason="plotext >= 6 is n
 
 @needs_plotext
 def test_term_bptt(capsys, elman_bptt, elman_spectrum):
-    save_plot(elman_bptt, "term", bounds=pascanu_bounds(elman_spectrum))
+    save_plot(elman_bptt, "term")
     out = capsys.readouterr().out
     assert "rnngrad bptt · elman_exploding.safetensors" in out
     assert f"rnn L0: {elman_bptt.recurrences[0].verdict}" in out and "lag ℓ (steps)" in out
@@ -387,8 +400,8 @@ def test_term_bptt(capsys, elman_bptt, elman_spectrum):
 
 
 @needs_plotext
-def test_term_spectrum_and_check(capsys, gru_path, gru_spectrum):
-    save_plot(gru_spectrum, "term", matrices=spectrum_matrices(gru_path, gru_spectrum))
+def test_term_spectrum_and_check(capsys, gru_values):
+    save_plot(gru_values, "term")
     out = capsys.readouterr().out
     assert "encoder L0 rev: undetermined; eigenvalues λ" in out and "Re λ" in out
     assert "log10 σ_i" in out

@@ -16,9 +16,10 @@ import torch
 from torch.func import jacrev
 
 import reference_cells as ref
-from rnngrad.analysis import inspect, spectrum
+from rnngrad.inspection import inspect
+from rnngrad.spectrum import spectrum
 from rnngrad.bptt import BpttOptions, bptt
-from rnngrad.loading import load
+from rnngrad.conventions.understand import load
 from rnngrad.probes import ProbeSpec
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_models"
@@ -49,7 +50,7 @@ def radius(matrix: np.ndarray) -> float:
 def file_probe(tmp_path, width, batch=2, steps=8, seed=0, scale=1.0):
     x = np.random.default_rng(seed).standard_normal((batch, steps, width)) * scale
     np.save(tmp_path / f"probe{width}.npy", x)
-    return x, ProbeSpec(kind="file", path=str(tmp_path / f"probe{width}.npy"))
+    return x, ProbeSpec(inputs=str(tmp_path / f"probe{width}.npy"))
 
 
 def check_norms(item, step, x, size, atol=1e-7):
@@ -80,7 +81,7 @@ def test_psychrnn(tmp_path):
     assert item.block("hh").sigma_max == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
     eff = 0.9 * np.eye(50) + 0.1 * w
     assert item.block("eff").spectral_radius == pytest.approx(radius(eff), rel=1e-12)
-    assert item.rest.spectral_radius == pytest.approx(radius(eff), rel=1e-12)
+    assert item.rest_jacobian.spectral_radius == pytest.approx(radius(eff), rel=1e-12)
     assert item.bound == pytest.approx(0.9 + 0.1 * np.linalg.norm(w, 2), rel=1e-12)
     x, probe = file_probe(tmp_path, 2, steps=20)
     (prof,) = bptt(PSYCHRNN, BpttOptions(lags="1,5,20", probe=probe)).recurrences
@@ -122,7 +123,7 @@ def test_mackelab_low_rank(tmp_path):
     assert [complex(*z) for z in block.eigenvalues[2:]] == [0j, 0j]
     assert item.block("eff").spectral_radius == pytest.approx(
         radius(0.9 * np.eye(512) + 0.1 * dense), rel=1e-10)
-    assert item.recurrence.low_rank.describe().startswith("W = 0.00195312 · rnn.m rnn.n")
+    assert item.recurrence.low_rank.startswith("W = 0.00195312 · rnn.m rnn.n")
     w_in = float(raw["rnn.w_inp_scale"]) * raw["rnn.w_inp"].double().numpy().T
     x, probe = file_probe(tmp_path, 3, batch=1, steps=4)
     (prof,) = bptt(path, BpttOptions(lags="1,4", probe=probe)).recurrences
@@ -152,7 +153,7 @@ def test_textgenrnn(tmp_path, layer, width):
         assert item.block(name).sigma_max == pytest.approx(np.linalg.norm(block, 2), rel=1e-10)
     zero = torch.zeros(256, dtype=torch.float64)
     at_rest = jacrev(lambda s: step(torch.zeros(width, dtype=torch.float64), s))(zero)
-    assert item.rest.spectral_radius == pytest.approx(radius(at_rest.detach().numpy()), rel=1e-9)
+    assert item.rest_jacobian.spectral_radius == pytest.approx(radius(at_rest.detach().numpy()), rel=1e-9)
     x, probe = file_probe(tmp_path, width, steps=8, scale=0.5)
     (prof,) = bptt(TEXTGENRNN, BpttOptions(lags="1,3,8", probe=probe,
                                             modules=(layer,))).recurrences
@@ -181,7 +182,7 @@ def test_silero(tmp_path):
     step = ref.torch_lstm_cell(w_ih, w_hh, b_ih, b_hh)
     zero = torch.zeros(256, dtype=torch.float64)
     at_rest = jacrev(lambda s: step(torch.zeros(128, dtype=torch.float64), s))(zero)
-    assert item.rest.spectral_radius == pytest.approx(radius(at_rest.detach().numpy()), rel=1e-9)
+    assert item.rest_jacobian.spectral_radius == pytest.approx(radius(at_rest.detach().numpy()), rel=1e-9)
     x, probe = file_probe(tmp_path, 128, steps=10)
     (prof,) = bptt(path, BpttOptions(lags="1,4,10", probe=probe)).recurrences
     check_norms(prof, step, x, 256)

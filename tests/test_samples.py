@@ -29,7 +29,7 @@ REFERENCE = [
 def test_reference_numbers(name, width, expected):
     probe = PROBES / f"gaussian_seed0_B8_T200_I{width}.npy"
     report = bptt(SAMPLES / name, BpttOptions(lags="1,10,50,100", probe=ProbeSpec(
-        kind="file", path=str(probe))))
+        inputs=str(probe))))
     by_label = {item.recurrence.label: item for item in report.recurrences}
     for label, lags in expected.items():
         rows = {row.lag: row for row in by_label[label].rows}

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-import rnngrad.jacobians as jacobians
-import rnngrad.sigma_max as sigma_max
-from rnngrad.cells import cell_weights
+import rnngrad.bptt.sweep as jacobians
+import rnngrad.bptt.sigma_max as sigma_max
+from rnngrad.cells.base import cell_weights
 from rnngrad.cells.detection import find_recurrences
-from rnngrad.jacobians import run_recurrence, sweep
-from rnngrad.loading import from_state_dict
-from rnngrad.sigma_max import LeadingSingular, tolerance_for
+from rnngrad.cells.stack import run_recurrence
+from rnngrad.bptt.sweep import sweep
+from rnngrad.io import from_state_dict
+from rnngrad.bptt.sigma_max import LeadingSingular, tolerance_for
 
 RTOL = 1e-9  # the tracker's stated bound is 1e-10 relative
 

@@ -1,29 +1,135 @@
-"""Cell registry and the :class:`Recurrence` that names one layer and direction of one module.
+"""Layer 2 of rnngrad: the cells' equations, and the :class:`Recurrence` naming one of them.
 
-Each architecture lives in its own module (``elman``, ``gru``, ``lstm``, ``gru_keras``,
-``leaky``) with the same small interface: ``NAME``, ``GATES``, ``GATE_COUNT``, ``gamma``,
-``state_size``, ``output``, ``step``, ``jacobian`` and ``recurrent_blocks``. The leaky rate cell
-needs its α and φ bound, so ``Recurrence.kind`` hands out a :class:`~rnngrad.cells.leaky.LeakyCell`
-for it. Detection of recurrences in a file is in :mod:`rnngrad.cells.detection`.
+What lives here: one module per architecture with its equations, gate order and step Jacobian
+in the docstring (:mod:`.elman`, :mod:`.gru`, :mod:`.gru_reset_before`, :mod:`.lstm`,
+:mod:`.leaky`), each implementing :class:`~rnngrad.cells.base.Cell` (``step``, ``jacobian``,
+``output``, ``recurrent_blocks``); the weights of one recurrence as tensors
+(:mod:`.base`); running stacks and directions as PyTorch runs them (:mod:`.stack`); the
+step Jacobian at rest, used by ``spectrum`` and ``bptt`` alike (:mod:`.rest`); and finding
+recurrences in a file by PyTorch's key patterns or a format's layouts (:mod:`.detection`).
+
+This module itself is torch-free: the static facts of every cell (:data:`SPECS`: gates,
+γ, state size) and :class:`Recurrence` can be used to list a file's recurrences without
+importing torch. ``Recurrence.equations`` imports the cell's module (and torch) when asked.
+
+What it may import: :mod:`rnngrad.errors`, :mod:`rnngrad.io`, NumPy, torch (not here).
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import torch
+from rnngrad.report import Record
 
-from . import elman, gru, gru_keras, leaky, lstm
-from .base import CellWeights
+if TYPE_CHECKING:
+    from rnngrad.cells.base import Cell
+    from rnngrad.io.layout import LowRank
 
-CELLS: dict[str, ModuleType] = {module.NAME: module
-                                for module in (elman, gru, lstm, gru_keras, leaky)}
+ACTIVATIONS = ("tanh", "relu")
+# γ = max |φ'| of a rate cell's nonlinearity (Pascanu et al. 2013, Sec. 2.1).
+LEAKY_GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
+RATE_NONLINEARITIES = tuple(LEAKY_GAMMA)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellSpec:
+    """What is known of a cell without running it.
+
+    ``gates``: the gate blocks stacked along the rows of ``weight_hh`` (PyTorch's order);
+    ``state``: the recurrent state's name in reports (``"h"``, ``"h,c"`` = [h; c], ``"x"``);
+    ``module``: where its equations live.
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    state: str
+    module: str
+
+    @property
+    def gate_count(self) -> int:
+        return len(self.gates)
+
+    def gamma(self, nonlinearity: str) -> float:
+        """γ = max |φ'| of the nonlinearity through which W_hh acts (1 but for sigmoid φ)."""
+        return LEAKY_GAMMA.get(nonlinearity, 1.0) if self.name == "leaky" else 1.0
+
+    def state_size(self, hidden_size: int, proj_size: int) -> int:
+        """The size of s: [h; c] for an LSTM (P + H with projection), else H."""
+        if self.name == "lstm":
+            return (proj_size or hidden_size) + hidden_size
+        return hidden_size
+
+
+SPECS: dict[str, CellSpec] = {spec.name: spec for spec in (
+    CellSpec(name="rnn", gates=("hh",), state="h", module="rnngrad.cells.elman"),
+    CellSpec(name="gru", gates=("r", "z", "n"), state="h", module="rnngrad.cells.gru"),
+    CellSpec(name="lstm", gates=("i", "f", "g", "o"), state="h,c", module="rnngrad.cells.lstm"),
+    CellSpec(name="gru_reset_before", gates=("r", "z", "n"), state="h",
+             module="rnngrad.cells.gru_reset_before"),
+    CellSpec(name="leaky", gates=("hh",), state="x", module="rnngrad.cells.leaky"),
+)}
 # Only PyTorch's own cells are guessed from the row count of weight_hh; the others are named by
 # the file format (Keras, ONNX) or the mapping that describes them.
-CELL_BY_GATE_COUNT: dict[int, str] = {module.GATE_COUNT: module.NAME
-                                      for module in (elman, gru, lstm)}
-ACTIVATIONS = ("tanh", "relu")
+CELL_BY_GATE_COUNT: dict[int, str] = {SPECS[name].gate_count: name for name in ("rnn", "gru", "lstm")}
+
+
+def recurrence_label(module: str, layer: int, direction: str, cell_module: bool) -> str:
+    where = module or "(top)"
+    if cell_module:
+        return where
+    return f"{where} L{layer}{' rev' if direction == 'reverse' else ''}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurrenceId(Record):
+    """Which recurrence a result is about, as every report names it (docs/contract.md).
+
+    The fields of :class:`Recurrence` that identify it and say how the file was understood;
+    ``leak``, ``leak_source``, ``convention``, ``gate_order``, ``orientation`` and
+    ``low_rank`` (a description of W = scale · L R) are written only when set.
+    """
+
+    module: str
+    cell: str
+    layer: int
+    direction: str
+    hidden_size: int
+    input_size: int | None
+    proj_size: int
+    weight_hh: str
+    nonlinearity: str
+    nonlinearity_source: str
+    cell_module: bool = False
+    leak: float | None = None
+    leak_source: str = ""
+    convention: str = ""
+    gate_order: str = ""
+    orientation: str = ""
+    low_rank: str = ""
+
+    _WHEN_SET = ("leak", "leak_source", "convention", "gate_order", "orientation", "low_rank")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.leak is None:
+            data.pop("leak_source")
+        return {key: value for key, value in data.items()
+                if key not in self._WHEN_SET or value not in (None, "")}
+
+    @property
+    def label(self) -> str:
+        return recurrence_label(self.module, self.layer, self.direction, self.cell_module)
+
+    @property
+    def spec(self) -> CellSpec:
+        return SPECS[self.cell]
+
+    @property
+    def state_size(self) -> int:
+        return self.spec.state_size(self.hidden_size, self.proj_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +145,7 @@ class Recurrence:
     How a non-PyTorch file was understood: ``convention`` (format and layer, e.g. "Keras LSTM,
     CuDNNLSTM weights"), ``gate_order`` (the file's gate order and rnngrad's), ``orientation``
     (how matrices were transposed to rows = gates/new state), ``leak`` α of a ``leaky`` cell and
-    ``leak_source``. ``low_rank`` (a :class:`rnngrad.lowrank.LowRank`) names the factors when
+    ``leak_source``. ``low_rank`` (a :class:`rnngrad.io.layout.LowRank`) names the factors when
     W = scale · m nᵀ, so spectra come from the small r × r problem. ``sources`` are the file's
     own tensors the (derived) weights were computed from.
     """
@@ -65,20 +171,32 @@ class Recurrence:
     convention: str = ""
     gate_order: str = ""
     orientation: str = ""
-    low_rank: object | None = None
+    low_rank: LowRank | None = None
     sources: tuple[str, ...] = ()
 
     @property
-    def kind(self):
-        """The cell's module (or, for ``leaky``, a cell object with α and φ bound)."""
-        if self.cell == leaky.NAME:
-            return leaky.LeakyCell(alpha=1.0 if self.leak is None else self.leak,
-                                   nonlinearity=self.nonlinearity)
-        return CELLS[self.cell]
+    def spec(self) -> CellSpec:
+        return SPECS[self.cell]
+
+    @property
+    def equations(self) -> Cell:
+        """The cell's equations (its module; for ``leaky``, a cell with α and φ bound).
+
+        Imports the cell's module, and with it torch.
+        """
+        module: Any = importlib.import_module(self.spec.module)
+        if self.cell == "leaky":
+            return module.LeakyCell(alpha=1.0 if self.leak is None else self.leak,
+                                    nonlinearity=self.nonlinearity)
+        return module
+
+    @property
+    def gamma(self) -> float:
+        return self.spec.gamma(self.nonlinearity)
 
     @property
     def state_size(self) -> int:
-        return self.kind.state_size(self.hidden_size, self.proj_size)
+        return self.spec.state_size(self.hidden_size, self.proj_size)
 
     @property
     def output_size(self) -> int:
@@ -91,34 +209,20 @@ class Recurrence:
 
     @property
     def label(self) -> str:
-        """Short human name: ``encoder L0 fwd``."""
-        where = self.module or "(top)"
-        if self.cell_module:
-            return where
-        return f"{where} L{self.layer}{' rev' if self.direction == 'reverse' else ''}"
+        """Short human name: ``encoder L0``, ``encoder L1 rev``, or a cell module's name."""
+        return recurrence_label(self.module, self.layer, self.direction, self.cell_module)
 
-    def identity(self) -> dict[str, object]:
-        """The identity fields CONTRACT.md puts on every recurrence in every JSON document."""
-        return {
-            "module": self.module, "cell": self.cell, "layer": self.layer,
-            "direction": self.direction, "hidden_size": self.hidden_size,
-            "input_size": self.input_size, "proj_size": self.proj_size,
-            "weight_hh": self.weight_hh, "nonlinearity": self.nonlinearity,
-            "nonlinearity_source": self.nonlinearity_source,
-            **self._understood_fields(),
-        }
-
-    def _understood_fields(self) -> dict[str, object]:
-        """Only set for files read through a format, map or ``--leak`` (absent otherwise)."""
-        fields: dict[str, object] = {}
-        if self.leak is not None:
-            fields.update(leak=self.leak, leak_source=self.leak_source)
-        for name in ("convention", "gate_order", "orientation"):
-            if getattr(self, name):
-                fields[name] = getattr(self, name)
-        if self.low_rank is not None:
-            fields["low_rank"] = self.low_rank.describe()
-        return fields
+    def identity(self) -> RecurrenceId:
+        """The identity fields docs/contract.md puts on every recurrence in every report."""
+        return RecurrenceId(
+            module=self.module, cell=self.cell, layer=self.layer, direction=self.direction,
+            hidden_size=self.hidden_size, input_size=self.input_size,
+            proj_size=self.proj_size, weight_hh=self.weight_hh,
+            nonlinearity=self.nonlinearity, nonlinearity_source=self.nonlinearity_source,
+            cell_module=self.cell_module, leak=self.leak, leak_source=self.leak_source,
+            convention=self.convention, gate_order=self.gate_order,
+            orientation=self.orientation,
+            low_rank=self.low_rank.describe() if self.low_rank is not None else "")
 
     def understanding(self) -> str | None:
         """One line on how the file was understood, for notes; None for plain PyTorch files."""
@@ -136,19 +240,13 @@ class Recurrence:
         return f"{self.label}: " + "; ".join(parts) if parts else None
 
 
-def cell_weights(bundle, recurrence: Recurrence, dtype: torch.dtype = torch.float64,
-                 device: str | torch.device = "cpu") -> CellWeights:
-    """The recurrence's tensors from ``bundle`` as torch tensors of ``dtype`` on ``device``."""
-
-    def get(name: str | None) -> torch.Tensor | None:
-        if name is None:
-            return None
-        return torch.from_numpy(bundle.array(name)).to(dtype=dtype, device=device)
-
-    return CellWeights(weight_hh=get(recurrence.weight_hh), weight_ih=get(recurrence.weight_ih),
-                       bias_ih=get(recurrence.bias_ih), bias_hh=get(recurrence.bias_hh),
-                       weight_hr=get(recurrence.weight_hr))
+def check_leak(alpha: float, where: str) -> float:
+    """α as a float in (0, 1], or a ValueError naming ``where`` it came from."""
+    value = float(alpha)
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise ValueError(f"{where}: leak α = {alpha!r} must be in (0, 1] (α = dt/τ)")
+    return value
 
 
-__all__ = ["ACTIVATIONS", "CELLS", "CELL_BY_GATE_COUNT", "CellWeights", "Recurrence",
-           "cell_weights"]
+__all__ = ["ACTIVATIONS", "CELL_BY_GATE_COUNT", "RATE_NONLINEARITIES", "SPECS", "CellSpec",
+           "Recurrence", "RecurrenceId", "check_leak", "recurrence_label"]

@@ -1,4 +1,4 @@
-"""What every cell shares: the weights of one recurrence and the per-step cache.
+"""What every cell shares: the :class:`Cell` interface, the weights of one recurrence.
 
 Conventions (PyTorch's): gate blocks are stacked along rows of ``weight_ih``/``weight_hh``;
 states are row vectors in batches, shape (B, S); a step Jacobian has shape (B, S, S) with
@@ -8,8 +8,34 @@ states are row vectors in batches, shape (B, S); a step Jacobian has shape (B, S
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from rnngrad.cells import Recurrence
+    from rnngrad.io import WeightBundle
+
+
+class Cell(Protocol):
+    """The equations of one cell type (a cell module, or a cell object with constants bound).
+
+    ``step(w, drive, state, nonlinearity)``: one step from the input drive W_ih x_t + b_ih
+    (B, G·H) and the state s_(t−1) (B, S); returns s_t (B, S) and a cache for ``jacobian``.
+    ``jacobian(w, cache, nonlinearity, out=None)``: ∂s_t/∂s_(t−1), (B, S, S).
+    ``output(state, hidden_size)``: the part of s_t the next layer sees, (B, P).
+    ``recurrent_blocks(w)``: the square recurrent matrices by gate name, for spectra.
+    """
+
+    def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,
+             nonlinearity: str) -> tuple[torch.Tensor, Any]: ...
+
+    def jacobian(self, w: CellWeights, cache: Any, nonlinearity: str,
+                 out: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor: ...
+
+    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,3 +83,17 @@ def row_scaled(scale: torch.Tensor, matrix: torch.Tensor,
     """diag(scale_b) @ matrix for each batch row b: (B, R) x (R, C) -> (B, R, C), into ``out``
     when given (the sweep reuses one buffer: a fresh 32 MiB tensor per step costs page faults)."""
     return torch.mul(scale.unsqueeze(-1), matrix, out=out)
+
+
+def cell_weights(bundle: WeightBundle, recurrence: Recurrence, dtype: torch.dtype = torch.float64,
+                 device: str | torch.device = "cpu") -> CellWeights:
+    """The recurrence's tensors from ``bundle`` as torch tensors of ``dtype`` on ``device``."""
+
+    def get(name: str | None) -> torch.Tensor | None:
+        if name is None:
+            return None
+        return torch.from_numpy(bundle.array(name)).to(dtype=dtype, device=device)
+
+    return CellWeights(weight_hh=get(recurrence.weight_hh), weight_ih=get(recurrence.weight_ih),
+                       bias_ih=get(recurrence.bias_ih), bias_hh=get(recurrence.bias_hh),
+                       weight_hr=get(recurrence.weight_hr))

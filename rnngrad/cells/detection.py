@@ -25,9 +25,9 @@ import re
 from collections import defaultdict
 from dataclasses import replace
 
-from ..errors import LoadError, NoRecurrenceError, OptionError
-from ..loading import TensorInfo, WeightBundle
-from . import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence, leaky
+from rnngrad.errors import LoadError, NoRecurrenceError, OptionError
+from rnngrad.io.bundle import TensorInfo, WeightBundle
+from rnngrad.cells import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence
 
 _LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
@@ -36,11 +36,10 @@ _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
 def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
                      activation: str | None = None,
                      leak: float | None = None) -> tuple[Recurrence, ...]:
-    """Every recurrence in the file, in file order; raise if there is none."""
-    if activation is not None and activation not in ACTIVATIONS:
-        raise OptionError(f"--activation {activation!r} is not supported",
-                          f"use one of: {', '.join(ACTIVATIONS)}")
-    alpha = _checked_leak(leak)
+    """Every recurrence in the file, in file order; raise if there is none.
+
+    ``activation`` and ``leak`` are validated by :class:`~rnngrad.conventions.ReadOptions`.
+    """
     found = [_from_key(bundle, key, activation) for key in keys]
     if not keys:
         found += (_from_layouts(bundle, activation) if bundle.layouts
@@ -50,7 +49,7 @@ def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
                                 "name the recurrent matrix with --key NAME "
                                 "(any square matrix), give a --map FILE.toml, or check the file")
     _check_stacks(bundle, found)
-    return tuple(_with_leak(found, alpha) if alpha is not None else found)
+    return tuple(_with_leak(found, float(leak)) if leak is not None else found)
 
 
 def unused_tensors(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) -> tuple[str, ...]:
@@ -58,23 +57,14 @@ def unused_tensors(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) ->
     return tuple(name for name in bundle.tensors if name not in used)
 
 
-def _checked_leak(leak: float | None) -> float | None:
-    if leak is None:
-        return None
-    try:
-        return leaky.check_leak(leak, "--leak")
-    except (TypeError, ValueError) as exc:
-        raise OptionError(str(exc), "give α = dt/τ, e.g. --leak 0.1") from None
-
-
 def _with_leak(found: list[Recurrence], alpha: float) -> list[Recurrence]:
     """Elman and rate recurrences become rate cells with leak α; gated ones stay as they are."""
-    if not any(rec.cell in ("rnn", leaky.NAME) for rec in found):
+    if not any(rec.cell in ("rnn", "leaky") for rec in found):
         cells = ", ".join(sorted({rec.cell for rec in found}))
         raise OptionError(f"--leak applies to Elman (rnn) and rate recurrences; this file has "
                           f"only {cells}", "drop --leak for gated cells")
-    return [replace(rec, cell=leaky.NAME, leak=alpha, leak_source="option --leak")
-            if rec.cell in ("rnn", leaky.NAME) else rec for rec in found]
+    return [replace(rec, cell="leaky", leak=alpha, leak_source="option --leak")
+            if rec.cell in ("rnn", "leaky") else rec for rec in found]
 
 
 def _from_layouts(bundle: WeightBundle, activation: str | None) -> list[Recurrence]:

@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellWeights, row_scaled
-
-NAME = "rnn"
-GATES = ("hh",)
-GATE_COUNT = 1
+from rnngrad.cells.base import CellWeights, row_scaled
 
 
-def gamma(nonlinearity: str) -> float:
-    return 1.0
 
-
-def state_size(hidden_size: int, proj_size: int) -> int:
-    return hidden_size
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:

@@ -15,19 +15,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellWeights, row_scaled, sigmoid_slope
-
-NAME = "gru"
-GATES = ("r", "z", "n")
-GATE_COUNT = 3
+from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
 
 
-def gamma(nonlinearity: str) -> float:
-    return 1.0
 
-
-def state_size(hidden_size: int, proj_size: int) -> int:
-    return hidden_size
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -55,4 +46,4 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    return dict(zip(GATES, w.weight_hh.chunk(3, dim=0)))
+    return dict(zip(("r", "z", "n"), w.weight_hh.chunk(3, dim=0)))

@@ -29,13 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import CellWeights
+from rnngrad.cells.base import CellWeights
 
-NAME = "leaky"
-GATES = ("hh",)
-GATE_COUNT = 1
-NONLINEARITIES = ("tanh", "relu", "sigmoid", "identity")
-GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 
 
@@ -58,30 +53,13 @@ def effective_matrix(weight_hh: np.ndarray, alpha: float, nonlinearity: str) -> 
     return (1 - alpha) * np.eye(size) + alpha * REST_SLOPE[nonlinearity] * weight_hh
 
 
-def check_leak(alpha: float, where: str) -> float:
-    """α as a float in (0, 1], or a ValueError naming ``where`` it came from."""
-    value = float(alpha)
-    if not np.isfinite(value) or not 0 < value <= 1:
-        raise ValueError(f"{where}: leak α = {alpha!r} must be in (0, 1] (α = dt/τ)")
-    return value
-
-
 @dataclass(frozen=True)
 class LeakyCell:
-    """The cell interface of :mod:`rnngrad.cells` with α and φ bound (``Recurrence.kind``)."""
+    """The :class:`~rnngrad.cells.base.Cell` interface with α and φ bound
+    (``Recurrence.equations``)."""
 
     alpha: float
     nonlinearity: str
-
-    NAME = NAME
-    GATES = GATES
-    GATE_COUNT = GATE_COUNT
-
-    def gamma(self, nonlinearity: str | None = None) -> float:
-        return GAMMA[self.nonlinearity]
-
-    def state_size(self, hidden_size: int, proj_size: int) -> int:
-        return hidden_size
 
     def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor:
         return rate_and_slope(state, self.nonlinearity)[0]
@@ -103,17 +81,3 @@ class LeakyCell:
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
         return {"hh": w.weight_hh}
-
-
-# Module-level functions so that the registry can treat this module like the others; the
-# analysis always goes through a bound :class:`LeakyCell` (``Recurrence.kind``).
-def gamma(nonlinearity: str) -> float:
-    return GAMMA.get(nonlinearity, 1.0)
-
-
-def state_size(hidden_size: int, proj_size: int) -> int:
-    return hidden_size
-
-
-def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    return {"hh": w.weight_hh}

@@ -18,19 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import CellWeights, row_scaled, sigmoid_slope
-
-NAME = "lstm"
-GATES = ("i", "f", "g", "o")
-GATE_COUNT = 4
+from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
 
 
-def gamma(nonlinearity: str) -> float:
-    return 1.0
 
-
-def state_size(hidden_size: int, proj_size: int) -> int:
-    return (proj_size or hidden_size) + hidden_size
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -71,7 +62,7 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    blocks = dict(zip(GATES, w.weight_hh.chunk(4, dim=0)))
+    blocks = dict(zip(("i", "f", "g", "o"), w.weight_hh.chunk(4, dim=0)))
     if w.weight_hr is not None:
         blocks = {name: block @ w.weight_hr for name, block in blocks.items()}
     return blocks

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import OptionError
+from rnngrad.errors import OptionError
 
 TERM = "term"
 FORMATS = ("png", "svg")
@@ -158,3 +158,26 @@ def dedupe_handles(axes: Any) -> tuple[list[Any], list[str]]:
 def model_name(path: str) -> str:
     """The file name of a report's model (``<Module>`` for an in-memory one)."""
     return Path(path).name or path
+
+
+def clip_norms(clip: Any) -> Any:
+    """The per-probe gradient norms of a clip recommendation (overflowed: inf) as an array."""
+    import numpy as np
+
+    if clip is None:
+        return np.zeros(0)
+    return np.array([math.inf if norm is None else norm for norm in clip.norms], dtype=np.float64)
+
+
+def mpl_text(value: Any) -> str:
+    """Text from a file, safe in a matplotlib label: plain, with ``$`` not starting mathtext."""
+    from rnngrad.render.text import plain
+
+    return plain(value).replace("$", r"\$")
+
+
+def probe_words(probe: Any) -> str:
+    """The probe in a few words for a title: B × T steps, kind, seed."""
+    if probe is None:
+        return "none (nothing was run)"
+    return f"{probe.batch} × {probe.steps} steps, {probe.kind}, seed {probe.seed}"

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..report import BpttReport, RecurrenceProfile
-from ._common import (BAND, BOUND, EXPLODE, GRADIENT, GREY, MEASURED, VANISH, dedupe_handles,
+from rnngrad.bptt.options import BpttOptions
+from rnngrad.bptt.report import BpttReport, RecurrenceProfile
+from rnngrad.plots._common import (BAND, BOUND, EXPLODE, GRADIENT, GREY, MEASURED, VANISH, clip_norms, dedupe_handles, mpl_text, probe_words,
                       finite_or_nan, model_name, new_figure, y_range)
 
 RULE_LABELS = {"pascanu": "Pascanu avg (the mean norm, Pascanu et al. 2013, Sec. 3.2)",
@@ -24,8 +25,8 @@ RULE_LABELS = {"pascanu": "Pascanu avg (the mean norm, Pascanu et al. 2013, Sec.
 Y_LABEL = "log10 ‖∂s_T/∂s_(T−ℓ)‖"
 
 
-def bptt_figure(report: BpttReport, bounds: Mapping[str, float] | None = None) -> Any:
-    """A matplotlib Figure of ``report``; ``bounds[label]`` = γσ_max adds (γσ_max)^ℓ."""
+def bptt_figure(report: BpttReport) -> Any:
+    """A matplotlib Figure of ``report`` (with the bound (γσ_max)^ℓ of Elman recurrences)."""
     profiles = report.recurrences
     columns = 1 if len(profiles) == 1 else 2
     rows = math.ceil(len(profiles) / columns)
@@ -33,19 +34,16 @@ def bptt_figure(report: BpttReport, bounds: Mapping[str, float] | None = None) -
     figure = new_figure(7.5 if columns == 1 else 12.0, 4.0 * rows + 3.0 * has_clip + 1.6)
     grid = figure.add_gridspec(rows + has_clip, columns,
                                height_ratios=[1.0] * rows + [0.72] * has_clip)
-    options = dict(report.options)
     axes = []
     for index, profile in enumerate(profiles):
         ax = figure.add_subplot(grid[index // columns, index % columns])
-        _profile(ax, profile, options, (bounds or {}).get(profile.recurrence.label))
+        _profile(ax, profile, report.options)
         axes.append(ax)
     handles, labels = dedupe_handles(axes)
     if has_clip:
         _clip(figure.add_subplot(grid[rows, :]), report.clip)
-    probe = dict(report.probe)
-    figure.suptitle(f"rnngrad bptt · {model_name(report.model.path)}\nprobe: "
-                    f"{probe.get('batch', '?')} × {probe.get('steps', '?')} steps, "
-                    f"{probe.get('kind', '?')}, seed {probe.get('seed', '?')}", fontsize=11)
+    figure.suptitle(f"rnngrad bptt · {mpl_text(model_name(report.model.path))}\n"
+                    f"probe: {probe_words(report.probe)}", fontsize=11)
     figure.legend(handles, labels, loc="outside lower center", ncols=columns)
     return figure
 
@@ -55,9 +53,9 @@ def _state(profile: RecurrenceProfile) -> str:
     return {"h,c": "[h; c]", "all": "[h; c]"}.get(profile.state, profile.state)
 
 
-def _profile(ax: Any, profile: RecurrenceProfile, options: dict[str, Any],
-             bound: float | None) -> None:
+def _profile(ax: Any, profile: RecurrenceProfile, options: BpttOptions) -> None:
     rows = profile.rows
+    bound = profile.bound
     lags = np.array([row.lag for row in rows], dtype=np.float64)
     mean = np.array(finite_or_nan(row.log10_norm for row in rows))
     low = np.array(finite_or_nan(row.log10_norm_min for row in rows))
@@ -72,7 +70,7 @@ def _profile(ax: Any, profile: RecurrenceProfile, options: dict[str, Any],
     if bound is not None and bound > 0 and math.isfinite(bound):
         ax.plot(lags, lags * math.log10(bound), color=BOUND, lw=1.2, ls="--",
                 label="bound (γσ_max)^ℓ, Pascanu et al. 2013")
-    vanish, explode = _log10(options.get("vanish_below")), _log10(options.get("explode_above"))
+    vanish, explode = _log10(options.vanish_below), _log10(options.explode_above)
     bottom, top = y_range([mean, low, high, grad], [vanish, explode])
     if vanish is not None:
         ax.axhspan(bottom, vanish, color=VANISH, alpha=0.10, lw=0,
@@ -95,7 +93,7 @@ def _profile(ax: Any, profile: RecurrenceProfile, options: dict[str, Any],
                 ha="center", va="center", transform=ax.transAxes, fontsize=9)
     rec = profile.recurrence
     cell = f"{rec.cell} {rec.nonlinearity}" if rec.cell == "rnn" else rec.cell
-    ax.set_title(f"{rec.label} ({cell}, s = {_state(profile)}, {profile.state_size} units): "
+    ax.set_title(f"{mpl_text(rec.label)} ({cell}, s = {_state(profile)}, {profile.state_size} units): "
                  f"{profile.verdict}")
     ax.set_xlabel("lag ℓ (steps)")
     ax.set_ylabel(Y_LABEL)
@@ -116,10 +114,10 @@ def _log_spaced(lags: np.ndarray) -> bool:
 
 
 def _clip(ax: Any, clip: Any) -> None:
-    norms = np.asarray(clip.norms, dtype=np.float64)
+    norms = clip_norms(clip)
     finite = norms[np.isfinite(norms) & (norms > 0)]
     skipped = norms.size - finite.size
-    ax.set_title(f"Parameter-gradient norm per probe (loss: {clip.loss}, {norms.size} probes"
+    ax.set_title(f"Parameter-gradient norm per probe (loss: {mpl_text(clip.loss)}, {norms.size} probes"
                  + (f", {skipped} overflowed or zero, not shown" if skipped else "") + ")")
     if finite.size == 0:
         ax.text(0.5, 0.5, "no finite parameter-gradient norm: every probe overflowed float64\n"
@@ -136,7 +134,7 @@ def _clip(ax: Any, clip: Any) -> None:
         bins = np.linspace(finite.min() - pad, finite.max() + pad, count + 1)
     ax.hist(finite, bins=bins, color=BAND, edgecolor=MEASURED, lw=0.8,
             label="‖∂E/∂θ‖ of one probe (whole parameter gradient)")
-    if math.isfinite(clip.max_norm):
+    if clip.max_norm is not None:
         ax.axvline(clip.max_norm, color=EXPLODE, lw=2.0,
                    label=f"clip threshold max_norm = {clip.max_norm:.4g}: "
                          f"{RULE_LABELS.get(clip.rule, clip.rule)}")

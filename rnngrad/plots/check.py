@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._common import BOUND, FAILED, GREY, PASSED, model_name, new_figure
+from rnngrad.plots._common import BOUND, FAILED, GREY, PASSED, model_name, mpl_text, new_figure
 
 LOG_SPAN = 100.0
 # What the thresholds of `rnngrad check` compare, and the rule each passes by.
@@ -109,8 +109,9 @@ def use_log(values: np.ndarray, limits: np.ndarray) -> bool:
 
 
 def row_label(result: Any, several_models: bool) -> str:
-    return f"{model_name(str(result.model))} · {result.recurrence}" if several_models \
+    label = f"{model_name(str(result.model))} · {result.recurrence}" if several_models \
         else str(result.recurrence)
+    return mpl_text(label)
 
 
 def _legend_entries() -> tuple[list[Any], list[str]]:

@@ -9,14 +9,13 @@ and σ_max, σ_min of each block; pass the matrices (``spectrum_matrices``) to d
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..report import RecurrenceSpectrum, SpectrumReport
-from ..spectral import MatrixSpectrum
-from ._common import (BOUND, EXPLODE, GREY, LEADING, MEASURED, dedupe_handles,
-                      model_name, new_figure)
+from rnngrad.spectrum.report import MatrixSpectrum, RecurrenceSpectrum, SpectrumReport
+from rnngrad.plots._common import (BOUND, EXPLODE, GREY, LEADING, MEASURED, dedupe_handles,
+                      model_name, mpl_text, new_figure)
 
 ON_CIRCLE = 1e-9  # README: values within 1e-9 of 1 count as on the circle
 BLOCK_NAMES = {"hh": "W_hh", "i": "W_hi (input gate)", "f": "W_hf (forget gate)",
@@ -24,52 +23,45 @@ BLOCK_NAMES = {"hh": "W_hh", "i": "W_hi (input gate)", "f": "W_hf (forget gate)"
                "z": "W_hz (update gate)", "n": "W_hn (new gate)"}
 
 
-def spectrum_figure(report: SpectrumReport,
-                    matrices: Mapping[tuple[str, str], Any] | None = None) -> Any:
-    """A matplotlib Figure of ``report``; ``matrices[(label, block)]`` adds every λ and σ."""
+def spectrum_figure(report: SpectrumReport) -> Any:
+    """A matplotlib Figure of ``report``: every λ and σ when the report kept them
+    (``SpectrumOptions(values=True)``), else the top eigenvalues and σ_max, σ_min."""
     items = report.recurrences
     columns = max(len(item.blocks) for item in items)
     figure = new_figure(max(3.1 * columns, 7.0), 5.3 * len(items) + 1.5)
     rows = figure.subfigures(len(items), 1, squeeze=False)[:, 0]
     axes = []
     for subfigure, item in zip(rows, items):
-        axes += _recurrence_rows(subfigure, item, columns, matrices or {})
-    figure.suptitle(f"rnngrad spectrum · {model_name(report.model.path)}\neigenvalues (top) and "
+        axes += _recurrence_rows(subfigure, item, columns)
+    figure.suptitle(f"rnngrad spectrum · {mpl_text(model_name(report.model.path))}\neigenvalues (top) and "
                     "singular values (bottom) of each recurrent block", fontsize=11)
     handles, labels = dedupe_handles(axes)
     figure.legend(handles, labels, loc="outside lower center", ncols=2 if columns > 2 else 1)
     return figure
 
 
-def _recurrence_rows(subfigure: Any, item: RecurrenceSpectrum, columns: int,
-                     matrices: Mapping[tuple[str, str], Any]) -> list[Any]:
+def _recurrence_rows(subfigure: Any, item: RecurrenceSpectrum, columns: int) -> list[Any]:
     rec = item.recurrence
-    subfigure.suptitle(f"{rec.label} ({rec.cell}, {rec.nonlinearity}, γ = {item.gamma:g}): "
+    subfigure.suptitle(f"{mpl_text(rec.label)} ({rec.cell}, {rec.nonlinearity}, γ = {item.gamma:g}): "
                        f"{item.verdict}; bound γ·σ_max({item.bound_block}) = {item.bound:.4g}",
                        fontsize=10, fontweight="bold")
     grid = subfigure.add_gridspec(2, columns, height_ratios=(1.0, 0.62))
     axes = []
-    for column, (block, spec) in enumerate(item.blocks):
-        matrix = matrices.get((rec.label, block))
-        matrix = None if matrix is None else np.asarray(matrix, dtype=np.float64)
+    for column, block in enumerate(item.blocks):
         top = subfigure.add_subplot(grid[0, column])
         bottom = subfigure.add_subplot(grid[1, column])
-        _eigenvalues(top, block, spec, item.gamma, matrix)
-        _singular_values(bottom, block, spec, item, matrix)
+        _eigenvalues(top, block.name, block.spectrum, item.gamma)
+        _singular_values(bottom, block.name, block.spectrum, item)
         axes += [top, bottom]
     return axes
 
 
-def _eigenvalues(ax: Any, block: str, spec: MatrixSpectrum, gamma: float,
-                 matrix: np.ndarray | None) -> None:
+def _eigenvalues(ax: Any, block: str, spec: MatrixSpectrum, gamma: float) -> None:
     from matplotlib.patches import Circle
 
-    if matrix is not None:
-        eig = np.linalg.eigvals(matrix)
-        shown = f"all {spec.size}"
-    else:
-        eig = np.array([complex(re, im) for re, im in spec.eigenvalues])
-        shown = f"top {len(eig)} of {spec.size}"
+    eig = eigenvalues(spec)
+    shown = f"all {spec.size}" if spec.all_eigenvalues is not None else \
+        f"top {len(eig)} of {spec.size}"
     same = abs(gamma - 1.0) <= ON_CIRCLE
     ax.add_patch(Circle((0, 0), 1.0, fill=False, color=GREY, lw=1.2,
                         label="unit circle |λ| = 1" + (" = 1/γ circle (γ = 1)" if same else "")))
@@ -97,10 +89,10 @@ def _eigenvalues(ax: Any, block: str, spec: MatrixSpectrum, gamma: float,
     ax.set_ylabel("Im λ")
 
 
-def _singular_values(ax: Any, block: str, spec: MatrixSpectrum, item: RecurrenceSpectrum,
-                     matrix: np.ndarray | None) -> None:
-    if matrix is not None:
-        sigma = np.linalg.svd(matrix, compute_uv=False)
+def _singular_values(ax: Any, block: str, spec: MatrixSpectrum,
+                     item: RecurrenceSpectrum) -> None:
+    if spec.singular_values is not None:
+        sigma = np.asarray(spec.singular_values)
         index = np.arange(1, sigma.size + 1)
         ax.plot(index, np.where(sigma > 0, sigma, np.nan), marker=".", ms=4, lw=1.0,
                 color=MEASURED, label="singular values σ_i, sorted")
@@ -108,7 +100,7 @@ def _singular_values(ax: Any, block: str, spec: MatrixSpectrum, item: Recurrence
         index = np.array([1, spec.size])
         sigma = np.array([spec.sigma_max, spec.sigma_min])
         ax.plot(index, np.where(sigma > 0, sigma, np.nan), marker="o", ms=4, lw=0,
-                color=MEASURED, label="σ_max and σ_min (pass the matrices for every σ_i)")
+                color=MEASURED, label="σ_max and σ_min (every σ_i with values=True)")
     bound = item.gamma * spec.sigma_max
     ax.axhline(1.0, color=GREY, lw=1.0, ls=":", label="1: γ·σ_max < 1 guarantees vanishing")
     ax.axhline(bound, color=BOUND, lw=1.2, ls="--",
@@ -125,3 +117,9 @@ def _singular_values(ax: Any, block: str, spec: MatrixSpectrum, item: Recurrence
     ax.set_ylabel("σ_i (log scale)")
     low = min(spec.sigma_min if spec.sigma_min > 0 else spec.sigma_max * 1e-3, 1.0)
     ax.set_ylim(low / 1.6, max(bound, spec.sigma_max, 1.0) * 2.2)
+
+
+def eigenvalues(spec: MatrixSpectrum) -> np.ndarray:
+    """Every eigenvalue the report kept, else its top ones, as complex numbers."""
+    pairs = spec.all_eigenvalues if spec.all_eigenvalues is not None else spec.eigenvalues
+    return np.array([complex(re, im) for re, im in pairs])

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 import shutil
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..report import BpttReport, SpectrumReport
-from ._common import model_name, y_range
+from rnngrad.bptt.report import BpttReport
+from rnngrad.plots._common import clip_norms, model_name, y_range
+from rnngrad.plots.spectrum import eigenvalues
+from rnngrad.render.text import plain
+from rnngrad.report import log10_value
+from rnngrad.spectrum.report import SpectrumReport
 
 PANEL_HEIGHT = 24
 MAX_WIDTH = 120
@@ -59,38 +63,31 @@ def _curve(plot: Any, x: Any, y: Any, label: str | None, *, lines: bool = True) 
     plot.draw(signal)
 
 
-def spectrum_text(report: SpectrumReport, matrices: Mapping[tuple[str, str], Any] | None = None,
-                  *, color: bool = False) -> str:
+def spectrum_text(report: SpectrumReport, *, color: bool = False) -> str:
     """Per recurrence: the eigenvalues λ of every block with the unit circle, then log10 σ_i."""
     items = report.recurrences
-    matrices = matrices or {}
 
     def draw(figure: Any) -> None:
         for index, item in enumerate(items):
-            arrays = {}
-            for block, _ in item.blocks:
-                matrix = matrices.get((item.recurrence.label, block))
-                arrays[block] = None if matrix is None else np.asarray(matrix, np.float64)
-            _eigen_panel(_panel(figure, 2 * index, 2 * len(items)), item, arrays)
-            _sigma_panel(_panel(figure, 2 * index + 1, 2 * len(items)), item, arrays)
+            _eigen_panel(_panel(figure, 2 * index, 2 * len(items)), item)
+            _sigma_panel(_panel(figure, 2 * index + 1, 2 * len(items)), item)
 
-    header = f"rnngrad spectrum · {model_name(report.model.path)}\n"
+    header = f"rnngrad spectrum · {plain(model_name(report.model.path))}\n"
     return header + render(draw, 2 * len(items), color=color)
 
 
-def _eigen_panel(plot: Any, item: Any, arrays: Mapping[str, np.ndarray | None]) -> None:
+def _eigen_panel(plot: Any, item: Any) -> None:
     angle = np.linspace(0.0, 2.0 * math.pi, 90)
     _curve(plot, np.cos(angle), np.sin(angle), "unit circle |λ| = 1 (= 1/γ circle, γ = 1)"
            if item.gamma == 1 else "unit circle |λ| = 1")
     if item.gamma != 1:
         _curve(plot, np.cos(angle) / item.gamma, np.sin(angle) / item.gamma, "1/γ circle")
-    for block, spec in item.blocks:
-        matrix = arrays[block]
-        eig = (np.linalg.eigvals(matrix) if matrix is not None
-               else np.array([complex(re, im) for re, im in spec.eigenvalues]))
-        _curve(plot, eig.real, eig.imag, f"λ of {block}: ρ = {spec.spectral_radius:.4g}",
+    for block in item.blocks:
+        spec = block.spectrum
+        eig = eigenvalues(spec)
+        _curve(plot, eig.real, eig.imag, f"λ of {plain(block.name)}: ρ = {spec.spectral_radius:.4g}",
                lines=False)
-    limit = 1.1 * max(1.0, 1.0 / item.gamma, *(spec.spectral_radius for _, spec in item.blocks))
+    limit = 1.1 * max(1.0, 1.0 / item.gamma, *(b.spectrum.spectral_radius for b in item.blocks))
     plot.ruler("x").lim(-2.6 * limit, limit)  # room on the left for the legend
     plot.ruler("y").lim(-limit, limit)
     plot.legend(x=-2.6 * limit, y=limit, ha="left", va="top", relative=True)
@@ -99,56 +96,58 @@ def _eigen_panel(plot: Any, item: Any, arrays: Mapping[str, np.ndarray | None]) 
     plot.label("Im λ", axis="y")
 
 
-def _sigma_panel(plot: Any, item: Any, arrays: Mapping[str, np.ndarray | None]) -> None:
-    for block, spec in item.blocks:
-        matrix = arrays[block]
-        sigma = (np.linalg.svd(matrix, compute_uv=False) if matrix is not None
+def _sigma_panel(plot: Any, item: Any) -> None:
+    for block in item.blocks:
+        spec = block.spectrum
+        every = spec.singular_values is not None
+        sigma = (np.asarray(spec.singular_values) if every
                  else np.array([spec.sigma_max, spec.sigma_min]))
-        index = np.arange(1, sigma.size + 1) if matrix is not None else np.array([1, spec.size])
+        index = np.arange(1, sigma.size + 1) if every else np.array([1, spec.size])
         with np.errstate(divide="ignore"):
-            _curve(plot, index, np.log10(sigma), f"σ_i of {block}: σ_max = {spec.sigma_max:.4g}")
+            _curve(plot, index, np.log10(sigma),
+                   f"σ_i of {plain(block.name)}: σ_max = {spec.sigma_max:.4g}")
     plot.line(math.log10(item.bound), label=f"bound γ·σ_max({item.bound_block}) = {item.bound:.4g}")
     plot.line(0.0, label="1 (Elman: γ·σ_max < 1 vanishes)")
-    size = max(spec.size for _, spec in item.blocks)
+    size = max(block.spectrum.size for block in item.blocks)
     plot.legend(x=size, y=0.0, ha="right", va="top", relative=True)  # the empty corner
-    plot.title(f"{item.recurrence.label}: singular values"
-               + ("" if all(a is not None for a in arrays.values()) else " (σ_max, σ_min)"))
+    every = all(block.spectrum.singular_values is not None for block in item.blocks)
+    plot.title(f"{plain(item.recurrence.label)}: singular values" + ("" if every else " (σ_max, σ_min)"))
     plot.label("index i (largest first)", axis="x")
     plot.label("log10 σ_i", axis="y")
 
 
-def bptt_text(report: BpttReport, bounds: Mapping[str, float] | None = None,
-              *, color: bool = False) -> str:
+def bptt_text(report: BpttReport, *, color: bool = False) -> str:
     """Per recurrence: log10 ‖∂s_T/∂s_(T−ℓ)‖ by lag with the thresholds; the clip histogram."""
     profiles = report.recurrences
-    norms = np.asarray(report.clip.norms if report.clip is not None else (), dtype=np.float64)
+    norms = clip_norms(report.clip)
     finite = norms[np.isfinite(norms) & (norms > 0)]
     panels = len(profiles) + (finite.size > 0)
 
     def draw(figure: Any) -> None:
         for index, profile in enumerate(profiles):
-            _profile_panel(_panel(figure, index, panels), profile, dict(report.options),
-                           (bounds or {}).get(profile.recurrence.label))
+            _profile_panel(_panel(figure, index, panels), profile, report.options)
         if finite.size:
             _clip_panel(_panel(figure, len(profiles), panels), report.clip, finite, norms.size)
 
-    header = f"rnngrad bptt · {model_name(report.model.path)}\n" + "".join(
-        f"{p.recurrence.label}: no lags measured: {p.reason}\n" for p in profiles if not p.rows)
+    header = f"rnngrad bptt · {plain(model_name(report.model.path))}\n" + "".join(
+        f"{plain(p.recurrence.label)}: no lags measured: {p.reason}\n"
+        for p in profiles if not p.rows)
     return header + render(draw, panels, color=color)
 
 
-def _profile_panel(plot: Any, profile: Any, options: dict[str, Any], bound: float | None) -> None:
+def _profile_panel(plot: Any, profile: Any, options: Any) -> None:
     lags = [row.lag for row in profile.rows]
-    mean = [row.log10_norm for row in profile.rows]
+    mean = [log10_value(row.log10_norm) for row in profile.rows]
     _curve(plot, lags, mean, "log10 ‖∂s_T/∂s_(T−ℓ)‖ (mean; min, max)")
-    _curve(plot, lags, [row.log10_norm_max for row in profile.rows], None)
-    _curve(plot, lags, [row.log10_norm_min for row in profile.rows], None)
+    _curve(plot, lags, [log10_value(row.log10_norm_max) for row in profile.rows], None)
+    _curve(plot, lags, [log10_value(row.log10_norm_min) for row in profile.rows], None)
+    bound = profile.bound
     if bound is not None and bound > 0 and math.isfinite(bound):
         _curve(plot, lags, [lag * math.log10(bound) for lag in lags],
                "bound (γσ_max)^ℓ, Pascanu et al. 2013")
     levels = []
     for key, name in (("explode_above", "exploding above"), ("vanish_below", "vanishing below")):
-        value = options.get(key)
+        value = getattr(options, key)
         if value is not None and 0 < value < math.inf:
             levels.append(math.log10(value))
             plot.line(levels[-1], label=f"{name} {value:g}")
@@ -159,7 +158,7 @@ def _profile_panel(plot: Any, profile: Any, options: dict[str, Any], bound: floa
     if lags:
         plot.legend(x=max(lags), y=bottom if rising else top, ha="right",
                     va="bottom" if rising else "top", relative=True)  # the corner left free
-    plot.title(f"{profile.recurrence.label}: {profile.verdict}" + ("" if lags else
+    plot.title(f"{plain(profile.recurrence.label)}: {profile.verdict}" + ("" if lags else
                                                                    " (no lags measured)"))
     plot.label("lag ℓ (steps)", axis="x")
     plot.label("log10 ‖∂s_T/∂s_(T−ℓ)‖", axis="y")
@@ -170,7 +169,7 @@ def _clip_panel(plot: Any, clip: Any, finite: np.ndarray, probes: int) -> None:
     plot.draw(plot.hist([float(v) for v in logs], bins=BINS))
     tallest = np.histogram(logs, bins=BINS)[0].max()
     plot.ruler("y").lim(0, 1.7 * tallest)  # headroom for the legend
-    if math.isfinite(clip.max_norm) and clip.max_norm > 0:
+    if clip.max_norm is not None and clip.max_norm > 0:
         plot.line(math.log10(clip.max_norm), orientation="vertical",
                   label=f"clip threshold {clip.max_norm:.4g} ({clip.rule})")
     plot.title(f"parameter-gradient norm per probe ({finite.size} of {probes} finite)")
@@ -194,10 +193,10 @@ def check_text(report: Any, *, color: bool = False) -> str:
 
 
 def _check_panel(plot: Any, name: str, group: list[Any]) -> None:
-    from .check import row_label, use_log
+    from rnngrad.plots.check import row_label, use_log
 
     values = np.array([np.nan if r.value is None else r.value for r in group], dtype=np.float64)
-    limits = np.array([r.limit for r in group], dtype=np.float64)
+    limits = np.array([np.nan if r.limit is None else r.limit for r in group], dtype=np.float64)
     log = use_log(values, limits)
     scale = np.log10 if log else np.asarray
     with np.errstate(divide="ignore"):
@@ -228,3 +227,6 @@ def _marks(plot: Any, x: Any, y: Any, label: str, marker: str) -> None:
     signal = plot.signal([a for a, _ in keep], [b for _, b in keep], marker=marker)
     signal.label(label)
     plot.draw(signal)
+
+
+TEXTS = {"spectrum": spectrum_text, "bptt": bptt_text, "check": check_text}

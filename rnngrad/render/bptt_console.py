@@ -1,4 +1,4 @@
-"""Rich rendering of a :class:`~rnngrad.report.BpttReport`."""
+"""The ``table`` view of a :class:`~rnngrad.bptt.report.BpttReport`."""
 
 from __future__ import annotations
 
@@ -8,35 +8,42 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..report import BpttReport, RecurrenceProfile
-from .numbers import fmt
-from .sparkline import sparkline
+from rnngrad.bptt.report import BpttReport, RecurrenceProfile
+from rnngrad.probes.spec import ProbeEcho
+from rnngrad.render.numbers import fmt
+from rnngrad.render.rich_parts import model_line, notes_text, verdict_text
+from rnngrad.render.sparkline import sparkline
+from rnngrad.render.text import cell, plain
+from rnngrad.report import log10_value, power10
 
 MAX_ROWS = 12
 
 
-def render_bptt(report: BpttReport, verdict_text, model_line, notes_text) -> Group:
-    probe = dict(report.probe)
-    parts: list[Any] = [model_line(report, "bptt"), Text(_probe_line(probe), style="dim"),
-                        _summary(report, verdict_text)]
+def bptt_view(report: BpttReport) -> Group:
+    parts: list[Any] = [model_line(report, "bptt"), Text(probe_line(report.probe), style="dim"),
+                        _summary(report)]
     for item in report.recurrences:
-        parts.append(_details(item, verdict_text))
+        parts.append(_details(item))
     if report.clip is not None:
         parts.append(_clip(report.clip))
     parts.append(notes_text(report.notes))
     return Group(*parts)
 
 
-def _probe_line(probe: dict[str, Any]) -> str:
-    shape = "×".join(str(d) for d in probe.get("shape", []))
-    if probe.get("kind") == "file":
-        return f"probe: {probe.get('path')} ({shape}), zero initial state"
-    return (f"probe: {probe.get('kind')} inputs {shape} (B×T×I), seed {probe.get('seed')}, "
-            f"scale {probe.get('input_scale')}, burn-in {probe.get('burn_in')} steps, "
-            "zero initial state; anchor T = last step")
+def probe_line(probe: ProbeEcho | None) -> str:
+    """The probe really used, in one line."""
+    if probe is None:
+        return "probe: none (nothing was run)"
+    shape = "×".join(str(d) for d in probe.shape)
+    if probe.kind == "file":
+        return f"probe: {plain(probe.path)} ({shape}), zero initial state"
+    source = f"token ids from {plain(probe.path)}" if probe.path else f"{probe.kind} inputs"
+    scale = f", scale {probe.input_scale:g}" if probe.input_scale is not None else ""
+    return (f"probe: {source} {shape} (B×T×I), seed {probe.seed}{scale}, burn-in "
+            f"{probe.burn_in} steps, zero initial state; anchor T = last step")
 
 
-def _summary(report: BpttReport, verdict_text) -> Table:
+def _summary(report: BpttReport) -> Table:
     table = Table(title="‖∂s_T/∂s_(T−ℓ)‖ (geometric mean over probes)", title_justify="left")
     lags = next((item.rows for item in report.recurrences if item.rows), ())
     first = f"ℓ={lags[0].lag}" if lags else "first"
@@ -46,22 +53,22 @@ def _summary(report: BpttReport, verdict_text) -> Table:
                          else "left")
     for item in report.recurrences:
         if not item.rows:
-            table.add_row(item.recurrence.label, item.state, "—", "—", "—", "",
+            table.add_row(cell(item.recurrence.label), item.state, "—", "—", "—", "",
                           verdict_text(item.verdict))
             continue
         first, last = item.rows[0], item.rows[-1]
-        table.add_row(item.recurrence.label, item.state,
+        table.add_row(cell(item.recurrence.label), item.state,
                       _value(first.norm, first.log10_norm), _value(last.norm, last.log10_norm),
-                      fmt(last.rate), sparkline([row.log10_norm for row in item.rows], 12),
+                      fmt(last.rate), sparkline([log10_value(row.log10_norm) for row in item.rows], 12),
                       verdict_text(item.verdict))
     return table
 
 
-def _details(item: RecurrenceProfile, verdict_text) -> Group:
+def _details(item: RecurrenceProfile) -> Group:
     rec = item.recurrence
-    head = Text.assemble((rec.label, "bold"), f" ({rec.cell}, state {item.state}, size "
-                         f"{item.state_size}): ", verdict_text(item.verdict),
-                         (f"\n  {item.reason}", "italic"))
+    head = Text.assemble((plain(rec.label), "bold"), f" ({plain(rec.cell)}, state {item.state}, "
+                         f"size {item.state_size}): ", verdict_text(item.verdict),
+                         (f"\n  {plain(item.reason)}", "italic"))
     if not item.rows:
         return Group(head)
     table = Table(show_edge=False, pad_edge=False, box=None)
@@ -93,12 +100,14 @@ def _sample(rows: tuple, count: int = MAX_ROWS) -> list:
     return [rows[i] for i in picks]
 
 
-def _value(value: float | None, log10_value: float) -> str:
-    return fmt(value) if value is not None else f"10^{log10_value:.1f}"
+def _value(value: float | None, log10: float | None) -> str:
+    if value is not None:
+        return fmt(value)
+    return "0" if log10 is None else f"10^{log10:.1f}"
 
 
 def _directions(d) -> str:
-    sigma = _value(10 ** d.log10_sigma if abs(d.log10_sigma) < 300 else None, d.log10_sigma)
+    sigma = _value(power10(d.log10_sigma), d.log10_sigma)
     return (f"  exploding direction at lag {d.lag} (σ = {sigma}): "
             f"units {', '.join(map(str, d.top_units_right))} at T−ℓ → "
             f"{', '.join(map(str, d.top_units_left))} at T; consistency over probes "
@@ -110,7 +119,7 @@ def _directions(d) -> str:
 def _clip(clip) -> Text:
     return Text.assemble(
         ("Gradient clipping\n", "bold"),
-        f"  parameter-gradient norm over {clip.probes} probes ({clip.loss} loss): mean "
+        f"  parameter-gradient norm over {clip.probes} probes ({plain(clip.loss)} loss): mean "
         f"{fmt(clip.mean)}, median {fmt(clip.median)}, 10th pct {fmt(clip.p10)}, max "
         f"{fmt(clip.maximum)}; spike ratio max/median {fmt(clip.spike_ratio)}\n",
         f"  recommended max_norm = {fmt(clip.max_norm)} by {clip.rule_text}; it would clip "

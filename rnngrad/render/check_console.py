@@ -1,4 +1,5 @@
-"""Rich rendering of a check report: one row per model × recurrence × threshold, then trends."""
+"""The ``table`` view of a check report: one row per model × recurrence × threshold, then
+the key figures by model."""
 
 from __future__ import annotations
 
@@ -8,21 +9,22 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .numbers import fmt
-from .trend import trend_rows
+from rnngrad.render.numbers import fmt
+from rnngrad.render.text import cell, plain
+from rnngrad.render.trend import trend_rows
 
 
-def render_check(report, model_line_text) -> Group:
+def check_view(report: Any) -> Group:
     parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
-        f"  {len(report.models)} model(s); config: {report.config_source or 'none'}"
-        + (f"; baseline: {report.baseline}" if report.baseline else ""), "dim"))]
+        f"  {len(report.models)} model(s); config: {plain(report.config_source or 'none')}"
+        + (f"; baseline: {plain(report.baseline)}" if report.baseline else ""), "dim"))]
     table = Table(title="Thresholds", title_justify="left")
     for column in ("model", "recurrence", "threshold", "value", "limit", ""):
         table.add_column(column, justify="right" if column in ("value", "limit") else "left",
                          overflow="fold")
     for result in report.results:
         mark = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
-        table.add_row(_short(result.model), result.recurrence, result.threshold,
+        table.add_row(cell(_short(result.model)), cell(result.recurrence), str(result.threshold),
                       fmt(result.value), fmt(result.limit), mark)
     if report.results:
         parts.append(table)
@@ -30,8 +32,8 @@ def render_check(report, model_line_text) -> Group:
         parts.append(Text("no thresholds configured: figures only (set e.g. explode-above in "
                           "[tool.rnngrad])", style="yellow"))
     for result in report.failed:
-        parts.append(Text(f"FAIL {_short(result.model)} {result.recurrence} "
-                          f"{result.threshold}: {result.message}", style="red"))
+        parts.append(Text(f"FAIL {plain(_short(result.model))} {plain(result.recurrence)} "
+                          f"{result.threshold}: {plain(result.message)}", style="red"))
     if len(report.models) > 1 or not report.results:
         parts.append(_trend_table(report))
     summary = (Text(f"{len(report.failed)} of {len(report.results)} checks failed",
@@ -47,7 +49,7 @@ def _trend_table(report) -> Table:
         table.add_column(column, justify="left" if column in ("model", "recurrence", "verdict")
                          else "right", overflow="fold")
     for row in trend_rows(report):
-        table.add_row(_short(row[0]), *row[1:])
+        table.add_row(cell(_short(row[0])), *(cell(value) for value in row[1:]))
     return table
 
 

@@ -9,10 +9,14 @@ recurrence fails it), with ``<failure>`` elements listing the failing recurrence
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 from xml.etree import ElementTree
+
+from rnngrad.render.text import plain
 
 
 def escape_data(text: str) -> str:
+    text = plain(text, newlines=True)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -20,7 +24,25 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(report) -> str:
+class GithubRenderer:
+    """GitHub workflow commands: an ``::error`` per failed threshold, a ``::notice`` summary."""
+
+    extension = ".txt"
+
+    def render(self, report: Any) -> str:
+        return render_github(report)
+
+
+class JunitRenderer:
+    """JUnit XML: one testcase per model × threshold."""
+
+    extension = ".xml"
+
+    def render(self, report: Any) -> str:
+        return render_junit(report)
+
+
+def render_github(report: Any) -> str:
     lines = []
     for result in report.failed:
         title = f"rnngrad {result.threshold} ({result.recurrence})"
@@ -33,7 +55,7 @@ def render_github(report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_junit(report) -> str:
+def render_junit(report: Any) -> str:
     cases: dict[tuple[str, str], list] = defaultdict(list)
     for result in report.results:
         cases[(result.model, result.threshold)].append(result)

@@ -1,82 +1,91 @@
-"""Rich renderer: tables that read well at 80 columns, verdicts in colour, details below."""
+"""The ``table`` format: Rich tables that read well at 80 columns, verdicts in colour.
+
+:class:`ConsoleRenderer` picks the view of each report's command from :data:`VIEWS`; a view
+returns a Rich renderable, printed straight to a terminal (with colour) or rendered to text.
+"""
 
 from __future__ import annotations
 
+import importlib
+import io
 from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..report import BpttReport, InspectReport, SpectrumReport
-from ..verdict import EXPLOSION_POSSIBLE, REST_UNSTABLE, UNDETERMINED, VANISHING
-from .numbers import fmt, fmt_complex, fmt_shape, top_units
+from rnngrad.render.numbers import fmt, fmt_complex, fmt_shape, top_units
+from rnngrad.render.rich_parts import model_line, notes_text, verdict_text
+from rnngrad.render.text import cell, plain
 
-VERDICT_STYLE = {VANISHING: "bold blue", EXPLOSION_POSSIBLE: "bold yellow",
-                 REST_UNSTABLE: "bold red", UNDETERMINED: "bold cyan",
-                 "vanishing": "bold blue", "exploding": "bold red", "healthy": "bold green"}
-
-
-def render_console(report: Any, console: Console) -> None:
-    if isinstance(report, InspectReport):
-        console.print(_inspect(report))
-    elif isinstance(report, SpectrumReport):
-        console.print(_spectrum(report))
-    elif isinstance(report, BpttReport):
-        from .bptt_console import render_bptt
-
-        console.print(render_bptt(report, verdict_text, model_line, notes_text))
-    elif getattr(report, "command", None) == "check":
-        from .check_console import render_check
-
-        console.print(render_check(report, model_line))
-    else:
-        raise TypeError(f"no table renderer for {type(report).__name__}")
+# command -> (module, function) building the Rich renderable of that report
+VIEWS = {
+    "inspect": ("rnngrad.render.console", "inspect_view"),
+    "spectrum": ("rnngrad.render.console", "spectrum_view"),
+    "bptt": ("rnngrad.render.bptt_console", "bptt_view"),
+    "check": ("rnngrad.render.check_console", "check_view"),
+}
+FILE_WIDTH = 100
 
 
-def verdict_text(verdict: str) -> Text:
-    return Text(verdict, style=VERDICT_STYLE.get(verdict, "bold"))
+class ConsoleRenderer:
+    """Rich tables; ``render`` gives plain text ``width`` columns wide (no colour)."""
+
+    extension = ".txt"
+
+    def __init__(self, width: int = FILE_WIDTH, color: bool = False) -> None:
+        self.width = width
+        self.color = color
+
+    def renderable(self, report: Any) -> Any:
+        command = getattr(report, "command", None)
+        if command not in VIEWS:
+            raise TypeError(f"no table view for {type(report).__name__}")
+        module, function = VIEWS[command]
+        return getattr(importlib.import_module(module), function)(report)
+
+    def render(self, report: Any) -> str:
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=self.width, no_color=not self.color,
+                          force_terminal=self.color, highlight=False, emoji=False)
+        console.print(self.renderable(report))
+        return buffer.getvalue()
+
+    def print(self, report: Any, console: Console) -> None:
+        console.print(self.renderable(report), highlight=False, emoji=False)
 
 
-def model_line(report: Any, what: str) -> Text:
-    return Text.assemble((f"rnngrad {what} ", "bold"), (report.model.path, "cyan"),
-                         (f"  ({report.model.format}, sha256 {report.model.sha256[:12]}…)",
-                          "dim"))
-
-
-def notes_text(notes: tuple[str, ...]) -> Text:
-    return Text("\n".join(f"note: {note}" for note in notes), style="dim")
-
-
-def _inspect(report: InspectReport) -> Group:
+def inspect_view(report: Any) -> Group:
     recs = Table(title="Recurrences", title_justify="left", expand=False)
     for column in ("recurrence", "cell", "H", "in", "nonlinearity", "params"):
         recs.add_column(column, justify="right" if column in ("H", "in", "params") else "left")
     sizes = {row.name: row for row in report.tensors}
-    for rec in report.recurrences:
-        params = sum(_numel(sizes[name].shape) for name in rec.tensor_names)
+    for info in report.recurrences:
+        rec = info
+        params = sum(_numel(sizes[name].shape) for name in info.tensor_names if name in sizes)
         nonlin = f"{rec.nonlinearity} ({rec.nonlinearity_source})"
         proj = f" P={rec.proj_size}" if rec.proj_size else ""
-        recs.add_row(rec.label, rec.cell + proj, str(rec.hidden_size),
-                     str(rec.input_size or "—"), nonlin, f"{params:,}")
+        recs.add_row(cell(rec.label), cell(rec.cell + proj), str(rec.hidden_size),
+                     str(rec.input_size or "—"), cell(nonlin), f"{params:,}")
     tensors = Table(title="Tensors", title_justify="left")
     tensors.add_column("name", overflow="fold")
     tensors.add_column("shape", justify="right")
     tensors.add_column("dtype")
     tensors.add_column("used by", overflow="fold")
     for row in report.tensors:
-        tensors.add_row(row.name, fmt_shape(row.shape), row.dtype,
-                        row.used_by or Text("unused", style="yellow"))
+        tensors.add_row(cell(row.name), fmt_shape(row.shape), cell(row.dtype),
+                        cell(row.used_by) if row.used_by else Text("unused", style="yellow"))
     parts: list[Any] = [model_line(report, "inspect"), recs, tensors]
-    missing = [f"{rec.label}: missing {', '.join(rec.missing)}" for rec in report.recurrences
-               if rec.missing]
+    missing = [f"{plain(info.label)}: missing {plain(', '.join(info.missing))}"
+               for info in report.recurrences if info.missing]
     if missing:
         parts.append(Text("\n".join(missing), style="yellow"))
     if report.unused:
         parts.append(Text(f"{len(report.unused)} tensor(s) not used by any recurrence: "
-                          + ", ".join(row.name for row in report.unused), style="dim"))
+                          + ", ".join(plain(row.name) for row in report.unused), style="dim"))
     if report.metadata:
-        parts.append(Text("metadata: " + ", ".join(f"{k}={v}" for k, v in report.metadata),
+        parts.append(Text("metadata: " + ", ".join(f"{plain(k)}={plain(v)}"
+                                                   for k, v in report.metadata.items()),
                           style="dim"))
     parts.append(notes_text(report.notes))
     return Group(*parts)
@@ -89,13 +98,14 @@ def _numel(shape: tuple[int, ...]) -> int:
     return count
 
 
-def _spectrum(report: SpectrumReport) -> Group:
+def spectrum_view(report: Any) -> Group:
     table = Table(title="Recurrent blocks", title_justify="left")
     for column in ("recurrence", "blk", "ρ", "σ_max", "σ_min", "κ", "|λ|>1", "|λ|>1/γ"):
         table.add_column(column, justify="left" if column in ("recurrence", "blk") else "right")
     for item in report.recurrences:
-        for index, (name, spec) in enumerate(item.blocks):
-            table.add_row(item.recurrence.label if index == 0 else "", name,
+        for index, block in enumerate(item.blocks):
+            spec = block.spectrum
+            table.add_row(cell(item.recurrence.label) if index == 0 else "", block.name,
                           fmt(spec.spectral_radius), fmt(spec.sigma_max), fmt(spec.sigma_min),
                           fmt(spec.condition_number), str(spec.outside_unit_circle),
                           str(spec.outside_inverse_gamma), end_section=index == len(item.blocks) - 1)
@@ -108,13 +118,14 @@ def _spectrum(report: SpectrumReport) -> Group:
 
 def _spectrum_details(item: Any, top: int) -> Text:
     rec = item.recurrence
-    text = Text.assemble((f"{rec.label}", "bold"), f" ({rec.cell}, {rec.nonlinearity} from "
-                         f"{rec.nonlinearity_source}, γ = {fmt(item.gamma)}): ",
-                         verdict_text(item.verdict))
-    text.append(f"\n  {item.reason}", style="italic")
-    for name, spec in item.blocks:
+    text = Text.assemble((plain(rec.label), "bold"), f" ({plain(rec.cell)}, "
+                         f"{plain(rec.nonlinearity)} from {plain(rec.nonlinearity_source)}, "
+                         f"γ = {fmt(item.gamma)}): ", verdict_text(item.verdict))
+    text.append(f"\n  {plain(item.reason)}", style="italic")
+    for block in item.blocks:
+        spec = block.spectrum
         eigen = ", ".join(fmt_complex(z) for z in spec.eigenvalues[:top])
-        text.append(f"\n  {name}: top |λ|: {eigen}")
+        text.append(f"\n  {block.name}: top |λ|: {eigen}")
         if spec.leading_eigenvector:
             text.append(f"; leading v: {top_units(spec.leading_eigenvector)}", style="dim")
     return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .numbers import fmt
+from rnngrad.render.numbers import fmt
 
 
 def trend_rows(report) -> list[list[str]]:
@@ -16,9 +16,9 @@ def trend_rows(report) -> list[list[str]]:
             rows.append([figures.model.path, rec.label,
                          _with_change(rec.spectral_radius, before and before.spectral_radius),
                          _with_change(rec.bound, before and before.bound),
-                         _log_with_change(rec.log10_norm_last,
+                         _log_with_change(math.inf if rec.overflowed else rec.log10_norm_last,
                                           before.log10_norm_last if before else None),
-                         rec.measured_verdict])
+                         str(rec.verdict) if rec.verdict is not None else "not measured"])
             previous[rec.weight_hh] = rec
     return rows
 

@@ -1,0 +1,247 @@
+"""``rnngrad bptt``: the measured per-lag profile of every recurrence, and clipping advice.
+
+source -> recurrences grouped into modules -> probe -> forward pass of each module (stacks
+and directions as PyTorch runs them, :mod:`rnngrad.cells.stack`) -> one backward sweep per
+recurrence (:mod:`rnngrad.bptt.sweep`) -> directions, gradient shares, verdict ->
+:class:`~rnngrad.bptt.report.BpttReport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from rnngrad.bptt.directions import exploding_directions
+from rnngrad.bptt.gradients import clip_recommendation, gradient_norms
+from rnngrad.bptt.options import BpttOptions, bptt_options
+from rnngrad.bptt.report import BpttReport, LagFlag, LagRow, RecurrenceProfile
+from rnngrad.bptt.shares import replay_shares
+from rnngrad.bptt.sweep import Profile, sweep
+from rnngrad.bptt.verdict import ProfileVerdict, profile_verdict
+from rnngrad.cells import Recurrence
+from rnngrad.cells.base import CellWeights, cell_weights
+from rnngrad.cells.rest import rest_jacobian
+from rnngrad.cells.stack import (ForwardOverflow, Group, Trace, group_recurrences, run_stack,
+                                 select_groups)
+from rnngrad.conventions.understand import understand
+from rnngrad.errors import OptionError, ProbeError, ResourceError
+from rnngrad.io import WeightBundle
+from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
+from rnngrad.probes.lags import parse_lags
+from rnngrad.probes.sequences import Probe, make_probe
+from rnngrad.probes.spec import ProbeSpec
+from rnngrad.report import ModelInfo, finite_or_none, power10
+from rnngrad.spectrum.matrix import spectral_norm
+
+# Below this state size the per-step tensors are tiny and thread hand-offs cost more than the
+# arithmetic (10x slower with 2 threads on a busy 2-core machine): run single-threaded.
+SMALL_STATE = 128
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+Progress = Callable[[int, int, str], None]
+
+
+def bptt(source: Any, options: BpttOptions | None = None, *,
+         on_progress: Progress | None = None, **settings: Any) -> BpttReport:
+    """Per-lag Jacobian norms, directions, gradient shares and a clip threshold.
+
+    ``settings`` are :class:`~rnngrad.bptt.options.BpttOptions` fields
+    (``rnngrad.bptt(path, lags="1..50")``).
+    """
+    options = bptt_options(options, settings)
+    understood = understand(source, options)
+    groups = select_groups(group_recurrences(understood.recurrences), options.modules)
+    dtype, device = DTYPES[options.dtype], torch_device(options.device)
+    head = load_head(understood.bundle, find_head(understood.bundle, groups[0].layers[-1]),
+                     options.loss, options.targets, dtype, device)
+    small = max(rec.state_size for g in groups for rec in g.members) < SMALL_STATE
+    with torch_threads(1 if small else None):
+        return _run_groups(understood.bundle, groups, head, options,
+                           understood.notes, on_progress)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run with ``count`` torch threads (None: leave as is), restored afterwards."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def torch_device(name: str) -> torch.device:
+    """``--device`` as a torch device, or an OptionError saying what is available."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise OptionError(f"--device {name}: no CUDA device is available", "use --device cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"--device {name!r} is not a device", "use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise OptionError(f"--device {name!r} cannot run the analysis", "use cpu or cuda")
+    return device
+
+
+def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
+                options: BpttOptions, notes: tuple[str, ...],
+                on_progress: Progress | None) -> BpttReport:
+    dtype, device = DTYPES[options.dtype], torch_device(options.device)
+    total = sum(len(g.members) for g in groups)
+    profiles: list[RecurrenceProfile] = []
+    extra_notes, per_probe_norms = [], []
+    probe_used: Probe | None = None
+    for group in groups:
+        probe = probe_for(bundle, group, options.probe)
+        probe_used = probe_used or probe
+        lags = parse_lags(options.lags, probe.max_lag)
+        _check_memory(group, probe, options)
+        weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
+        inputs = torch.as_tensor(probe.inputs, dtype=dtype, device=device)
+        try:
+            with torch.no_grad():
+                traces, _ = run_stack([[(rec, weights[rec]) for rec in layer]
+                                       for layer in group.layers], inputs)
+        except ForwardOverflow as exc:
+            profiles += [_overflowed(rec, exc.step, options) for rec in group.members]
+            extra_notes.append(f"{group.name}: the forward pass overflowed at step {exc.step}")
+            continue
+        for rec in group.members:
+            trace, seen = traces[rec]
+            profiles.append(_profile(rec, weights[rec], trace, seen, lags, options,
+                                     _lag_progress(on_progress, rec, len(profiles), total)))
+        group_head = head if group is groups[0] else None
+        per_probe_norms.append(gradient_norms(group, weights, inputs, group_head, options))
+    return BpttReport(model=ModelInfo.of(bundle),
+                      probe=probe_used.echo() if probe_used else None, options=options,
+                      recurrences=tuple(profiles),
+                      clip=clip_recommendation(per_probe_norms, head, options),
+                      notes=notes + tuple(extra_notes))
+
+
+def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
+                  total: int) -> Callable[[int, int], None] | None:
+    if on_progress is None:
+        return None
+    label = f"{rec.label} ({index + 1}/{total}) lag"
+    return lambda lag, last: on_progress(lag, last, label)
+
+
+def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
+    """The probe sequences for a group's first layer (zero inputs when only W_rec is known)."""
+    first = group.first
+    missing = [name for rec in group.members for name in rec.missing]
+    if missing:
+        raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
+                         "bptt needs the input weights; `rnngrad spectrum` works without them")
+    if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
+        zero = ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
+                         seed=spec.seed, input_scale=0.0)
+        return make_probe(zero, 0)
+    embedding = find_embedding(bundle, first.input_size) if spec.kind == "tokens" else None
+    try:
+        return make_probe(spec, first.input_size, embedding)
+    except ProbeError as exc:
+        raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
+
+
+def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
+    batch, steps = probe.inputs.shape[:2]
+    itemsize = 8 if options.dtype == "float64" else 4
+    biggest = max(rec.state_size for rec in group.members)
+    caches = sum(rec.state_size * 10 for rec in group.members) * batch * steps
+    needed = (4 * batch * biggest * biggest + caches) * itemsize
+    limit = options.max_memory * 1024**3
+    if needed > limit:
+        raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
+                            f"{needed / 1024**3:.1f} GiB (state size {biggest}, batch {batch}, "
+                            f"{steps} steps), over the {options.max_memory:g} GiB limit",
+                            "use a smaller --batch or --steps, or raise --max-memory")
+
+
+def state_block(rec: Recurrence, state: str) -> tuple[slice, str]:
+    """The rows/columns of the state analysed (``--state``), and its name in reports."""
+    if rec.cell != "lstm" or state == "all":
+        return slice(0, rec.state_size), rec.spec.state
+    out = rec.output_size
+    return (slice(0, out), "h") if state == "h" else (slice(out, rec.state_size), "c")
+
+
+def _readout(size: int, seed: int, index: int, dtype: torch.dtype, device) -> torch.Tensor:
+    vector = np.random.default_rng([seed, 7, index]).standard_normal(size)
+    return torch.as_tensor(vector / np.linalg.norm(vector), dtype=dtype, device=device)
+
+
+def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Tensor,
+             lags: tuple[int, ...], options: BpttOptions, on_lag=None) -> RecurrenceProfile:
+    block, state_name = state_block(rec, options.state)
+    size = block.stop - block.start
+    readout = _readout(size, options.probe.seed, zlib.crc32(rec.weight_hh.encode()),
+                       trace.outputs.dtype, trace.outputs.device)
+    with torch.no_grad():
+        profile = sweep(rec, weights, trace, lags, block=block, readout=readout,
+                        on_lag=on_lag)
+    shares = replay_shares(rec, weights, seen, readout, block)
+    rows = _rows(profile, options)
+    reference, name = _reference_matrix(rec, weights, block)
+    directions = exploding_directions(profile, reference, name)
+    verdict, reason = profile_verdict(rows, vanish_below=options.vanish_below,
+                                      explode_above=options.explode_above)
+    return RecurrenceProfile(recurrence=rec.identity(), state=state_name, state_size=size,
+                             rows=rows, directions=directions,
+                             share_beyond_10=float(np.mean(shares[10])),
+                             share_beyond_100=float(np.mean(shares[100])),
+                             verdict=verdict, reason=reason, bound=_bound(rec, reference))
+
+
+def _bound(rec: Recurrence, weight_hh: np.ndarray) -> float | None:
+    """γ·σ_max(W_hh) of an Elman cell: ‖∂h_T/∂h_(T−ℓ)‖ ≤ (γσ_max)^ℓ (Pascanu et al. 2013)."""
+    return rec.gamma * spectral_norm(weight_hh) if rec.cell == "rnn" else None
+
+
+REFERENCE_NAMES = {"rnn": "W_hh", "leaky": "effective leaky matrix (1−α)I + αφ'(0)W"}
+
+
+def _reference_matrix(rec: Recurrence, weights: CellWeights,
+                      block: slice) -> tuple[np.ndarray, str]:
+    """The matrix whose leading eigenvectors the theory predicts the directions from."""
+    if rec.cell == "rnn":
+        return weights.weight_hh.double().cpu().numpy(), REFERENCE_NAMES["rnn"]
+    jac = rest_jacobian(rec, weights)
+    return jac[block, block], REFERENCE_NAMES.get(rec.cell, "rest-state Jacobian")
+
+
+def _rows(profile: Profile, options: BpttOptions) -> tuple[LagRow, ...]:
+    rows = []
+    for column, lag in enumerate(profile.lags):
+        logs = profile.log10_norm[:, column]
+        mean_log = float(np.mean(logs))
+        frob = float(np.mean(profile.log10_frobenius[:, column]))
+        grad = float(np.mean(profile.log10_grad[:, column]))
+        flag = (LagFlag.EXPLODE if mean_log > np.log10(options.explode_above) else
+                LagFlag.VANISH if mean_log < np.log10(options.vanish_below) else None)
+        rows.append(LagRow(lag=lag, norm=power10(mean_log),
+                           norm_min=power10(float(logs.min())),
+                           norm_max=power10(float(logs.max())),
+                           log10_norm=finite_or_none(mean_log),
+                           log10_norm_min=finite_or_none(float(logs.min())),
+                           log10_norm_max=finite_or_none(float(logs.max())),
+                           frobenius=power10(frob), log10_frobenius=finite_or_none(frob),
+                           rate=power10(mean_log / lag), grad_norm=power10(grad),
+                           log10_grad_norm=finite_or_none(grad), flag=flag))
+    return tuple(rows)
+
+
+def _overflowed(rec: Recurrence, step: int, options: BpttOptions) -> RecurrenceProfile:
+    _, state_name = state_block(rec, options.state)
+    return RecurrenceProfile(
+        recurrence=rec.identity(), state=state_name, state_size=rec.state_size,
+        verdict=ProfileVerdict.EXPLODING, overflow_step=step,
+        reason=f"the forward pass itself overflowed float at step {step}: the states explode, "
+               "so the Jacobians are not defined; lower --input-scale or --steps to see the "
+               "profile before that")

@@ -1,0 +1,86 @@
+"""What ``bptt`` can be asked, with its defaults: the one place they are written.
+
+The command line, ``[tool.rnngrad]``, :func:`rnngrad.analyze`, :func:`rnngrad.check` and
+:func:`rnngrad.testing.assert_healthy` all take their defaults from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from rnngrad.conventions.options import ReadOptions, with_settings
+from rnngrad.errors import OptionError
+from rnngrad.probes.spec import ProbeSpec
+from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
+
+STATES = ("all", "h", "c")
+DTYPES = ("float64", "float32")
+LOSSES = ("readout", "mse", "ce")
+CLIP_RULES = ("pascanu", "autoclip")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BpttOptions(ReadOptions):
+    """Everything ``bptt`` can be asked.
+
+    ``lags``: a lag spec (``1..100``, ``1..1000:10``, ``1,2,5,10``, ``log:1..1000:20``);
+    ``probe``: the probe sequences; ``state``: for an LSTM the whole state [h; c] (``all``)
+    or its ``h`` or ``c`` block; ``vanish_below`` / ``explode_above``: the measured verdict's
+    thresholds on the per-lag norm (at the largest lag / at any lag); ``loss``: the probe loss
+    for gradients and clipping (``readout``: a random unit readout of the top output; ``mse``,
+    ``ce``: through the file's linear head, with ``targets`` or seeded random targets);
+    ``clip_rule``: how the clip threshold is chosen; ``modules``: analyse only these modules;
+    ``dtype``, ``device``: where and in which precision the analysis runs; ``max_memory``:
+    GiB it may need before it is refused.
+    """
+
+    lags: str = "1..100"
+    probe: ProbeSpec = field(default_factory=ProbeSpec)
+    state: str = "all"
+    vanish_below: float = 1e-4
+    explode_above: float = 1e4
+    loss: str = "readout"
+    targets: str | None = None
+    clip_rule: str = "pascanu"
+    modules: tuple[str, ...] = ()
+    dtype: str = "float64"
+    device: str = "cpu"
+    max_memory: float = DEFAULT_MAX_MEMORY_GIB
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "modules", tuple(self.modules))
+        _choice("--state", self.state, STATES)
+        _choice("--dtype", self.dtype, DTYPES)
+        _choice("--loss", self.loss, LOSSES)
+        _choice("--clip-rule", self.clip_rule, CLIP_RULES)
+        if not _positive(self.vanish_below) or not _positive(self.explode_above) or not (
+                self.vanish_below < self.explode_above):
+            raise OptionError(f"thresholds --vanish-below {self.vanish_below} and --explode-above "
+                              f"{self.explode_above} must satisfy 0 < vanish < explode",
+                              "e.g. --vanish-below 1e-4 --explode-above 1e4")
+        check_max_memory(self.max_memory)
+
+
+def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise OptionError(f"{option} {value!r} is not known", f"use one of: {', '.join(allowed)}")
+
+
+def _positive(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def bptt_options(options: BpttOptions | None, settings: dict[str, Any]) -> BpttOptions:
+    """``options`` with keyword ``settings`` applied: :class:`BpttOptions` fields, and
+    :class:`~rnngrad.probes.spec.ProbeSpec` fields for the probe (``batch=4``)."""
+    base = options if options is not None else BpttOptions()
+    probe_names = {spec.name for spec in fields(ProbeSpec)}
+    probe = {name: value for name, value in settings.items() if name in probe_names}
+    rest = {name: value for name, value in settings.items() if name not in probe_names}
+    if probe:
+        rest["probe"] = replace(rest.get("probe", base.probe), **probe)
+    return with_settings(BpttOptions, base, rest)

@@ -1,0 +1,50 @@
+"""The measured verdict of a per-lag profile: vanishing, exploding or healthy.
+
+``exploding`` when the per-lag norm (geometric mean over the probes) exceeds
+``explode_above`` at any analysed lag; ``vanishing`` when the norm at the largest analysed lag
+is below ``vanish_below``; else ``healthy``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+from rnngrad.report import log10_value
+
+
+class ProfileVerdict(enum.StrEnum):
+    VANISHING = "vanishing"
+    EXPLODING = "exploding"
+    HEALTHY = "healthy"
+
+
+VANISHING_MEASURED = ProfileVerdict.VANISHING
+EXPLODING_MEASURED = ProfileVerdict.EXPLODING
+HEALTHY = ProfileVerdict.HEALTHY
+
+
+def profile_verdict(rows, *, vanish_below: float, explode_above: float) -> tuple[ProfileVerdict, str]:
+    """From the measured per-lag norms (geometric means over probes).
+
+    ``exploding`` when the norm exceeds ``explode_above`` at any analysed lag; ``vanishing``
+    when the norm at the largest analysed lag is below ``vanish_below``; else ``healthy``.
+    """
+    if not rows:
+        return HEALTHY, "no lags analysed"
+    last = rows[-1]
+    last_log = log10_value(last.log10_norm)
+    worst = max(rows, key=lambda row: log10_value(row.log10_norm))
+    rate = 10 ** (last_log / last.lag) if math.isfinite(last_log) else 0.0
+    if log10_value(worst.log10_norm) > math.log10(explode_above):
+        return EXPLODING_MEASURED, (f"‖∂s_T/∂s_(T−ℓ)‖ reaches 10^{worst.log10_norm:.3g} at lag "
+                                    f"{worst.lag}, above {explode_above:g}: gradients explode "
+                                    f"(about ×{rate:.4g} per step); clip them")
+    if last_log < math.log10(vanish_below):
+        return VANISHING_MEASURED, (f"‖∂s_T/∂s_(T−ℓ)‖ falls to 10^{last_log:.3g} at lag "
+                                    f"{last.lag}, below {vanish_below:g} (about ×{rate:.4g} per "
+                                    "step): the long-range gradient vanishes")
+    return HEALTHY, (f"‖∂s_T/∂s_(T−ℓ)‖ stays between {vanish_below:g} and {explode_above:g} "
+                     f"up to lag {last.lag} (10^{last_log:.3g} there, ×{rate:.4g} per "
+                     "step)")
+

@@ -1,0 +1,102 @@
+"""``rnngrad bptt MODEL``: per-lag BPTT Jacobian norms, exploding directions, clip threshold."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnngrad.bptt.options import CLIP_RULES, DTYPES, LOSSES, STATES, BpttOptions
+from rnngrad.cli.common import (BPTT, THRESHOLDS_PANEL, ActivationOpt, BatchOpt,
+                                BurnInOpt, Format, FormatOpt, InputScaleOpt, InputsOpt, KeyOpt,
+                                LagsOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt,
+                                PlotOpt, QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
+                                check_plot, default, emit, given, handled, model_path,
+                                probe_spec, progress, value)
+
+NAME = "bptt"
+State = Enum("State", {name: name for name in STATES}, type=str)
+Dtype = Enum("Dtype", {name: name for name in DTYPES}, type=str)
+Loss = Enum("Loss", {name: name for name in LOSSES}, type=str)
+ClipRule = Enum("ClipRule", {name: name for name in CLIP_RULES}, type=str)
+
+
+class FailOn(str, Enum):
+    never = "never"
+    exploding = "exploding"
+    vanishing = "vanishing"
+    unhealthy = "unhealthy"
+
+
+FAIL_ON = {"never": frozenset(), "exploding": frozenset({"exploding"}),
+           "vanishing": frozenset({"vanishing"}),
+           "unhealthy": frozenset({"exploding", "vanishing"})}
+
+
+def command(model: ModelArg = None, lags: LagsOpt = None,
+            inputs: InputsOpt = None, tokens: TokensOpt = False,
+            tokens_file: TokensFileOpt = None, batch: BatchOpt = None, steps: StepsOpt = None,
+            burn_in: BurnInOpt = None, seed: SeedOpt = None, input_scale: InputScaleOpt = None,
+            state: Annotated[Optional[State], typer.Option(
+                help="LSTM: all = \\[h; c], or the h or c block.",
+                show_default=BPTT.state)] = None,
+            vanish_below: Annotated[Optional[float], typer.Option(
+                help="Vanishing when the norm at the largest lag is below this.",
+                rich_help_panel=THRESHOLDS_PANEL, show_default=default(BPTT.vanish_below))] = None,
+            explode_above: Annotated[Optional[float], typer.Option(
+                help="Exploding when the norm at any lag is above this.",
+                rich_help_panel=THRESHOLDS_PANEL,
+                show_default=default(BPTT.explode_above))] = None,
+            loss: Annotated[Optional[Loss], typer.Option(
+                help="Probe loss: random unit readout of s_T, or MSE / cross-entropy through "
+                     "the file's head.", rich_help_panel=THRESHOLDS_PANEL,
+                show_default=BPTT.loss)] = None,
+            targets: Annotated[Optional[Path], typer.Option(
+                help="Targets .npy for --loss mse (B, C) or ce (B,).",
+                rich_help_panel=THRESHOLDS_PANEL)] = None,
+            clip_rule: Annotated[Optional[ClipRule], typer.Option(
+                help="Rule for the clip threshold.", rich_help_panel=THRESHOLDS_PANEL,
+                show_default=BPTT.clip_rule)] = None,
+            module: Annotated[Optional[list[str]], typer.Option(
+                "--module", help="Analyse only this module (repeatable).")] = None,
+            save_directions: Annotated[Optional[Path], typer.Option(
+                help="Write the exploding directions to this .safetensors file.")] = None,
+            dtype: Annotated[Optional[Dtype], typer.Option(
+                help="Precision of the analysis.", show_default=BPTT.dtype)] = None,
+            device: Annotated[Optional[str], typer.Option(
+                help="cpu or cuda.", show_default=BPTT.device)] = None,
+            max_memory: MaxMemoryOpt = None,
+            key: KeyOpt = None, activation: ActivationOpt = None,
+            leak: LeakOpt = None, map_file: MapOpt = None,
+            format: FormatOpt = Format.table, output: OutputOpt = None,
+            fail_on: Annotated[FailOn, typer.Option(
+                "--fail-on", help="Exit 1 when a recurrence's measured verdict is this.")
+                               ] = FailOn.never,
+            plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
+    """Per-lag BPTT Jacobian norms on a probe, exploding directions, clip threshold."""
+    from rnngrad.bptt.analysis import bptt
+
+    with handled(format):
+        probe = probe_spec(inputs=inputs, tokens=tokens, tokens_file=tokens_file, batch=batch,
+                           steps=steps, burn_in=burn_in, seed=seed, input_scale=input_scale)
+        options = BpttOptions(probe=probe, **given(
+            BpttOptions, lags=lags, state=state, vanish_below=vanish_below,
+            explode_above=explode_above, loss=loss, targets=targets, clip_rule=clip_rule,
+            modules=module, dtype=dtype, device=device, max_memory=max_memory, keys=key,
+            activation=activation, leak=leak, map=map_file))
+        check_plot(plot, format, output)
+        with progress(quiet, "bptt") as on_progress:
+            report = bptt(model_path(model), options, on_progress=on_progress)
+        if save_directions is not None:
+            from rnngrad.bptt.directions import save_directions as write_directions
+
+            write_directions(report, save_directions)
+        emit(report, format, output)
+        if plot is not None:
+            from rnngrad.plots import save_plot
+
+            save_plot(report, plot)
+        if any(item.verdict in FAIL_ON[value(fail_on)] for item in report.recurrences):
+            raise typer.Exit(1)

@@ -1,0 +1,241 @@
+"""What every command shares: its options, errors as one line, output files, progress bars.
+
+Every default shown in ``--help`` is read from the library's options dataclasses (the one
+place it is written); an option left out on the command line is not passed on, so the
+library's default applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import fields
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, Optional
+
+import typer
+
+from rnngrad.bptt.options import BpttOptions
+from rnngrad.errors import OptionError, RnngradError
+from rnngrad.probes.spec import ProbeSpec
+from rnngrad.spectrum.options import SpectrumOptions
+
+DEBUG = False
+BPTT = BpttOptions()
+PROBE = ProbeSpec()
+SPECTRUM = SpectrumOptions()
+
+PROBE_PANEL = "Probe"
+THRESHOLDS_PANEL = "Thresholds and loss"
+READING_PANEL = "Reading the model"
+
+
+def default(value: Any) -> str:
+    """A default as ``--help`` shows it."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class Activation(str, Enum):
+    tanh = "tanh"
+    relu = "relu"
+
+
+ModelArg = Annotated[Optional[Path], typer.Argument(
+    help="Weights file: .safetensors, .pt/.pth/.bin state dict, .npz, Keras .h5/.keras, or "
+         ".onnx (default: the first of `models` in \\[tool.rnngrad]).", show_default=False)]
+LeakOpt = Annotated[Optional[float], typer.Option(
+    "--leak", help="Run Elman layers as leaky rate cells x' = (1−α)x + α(W φ(x) + W_in u + b) "
+                   "with α = dt/τ in (0, 1]; also overrides α of mapped/recognised rate models.",
+    rich_help_panel=READING_PANEL)]
+MapOpt = Annotated[Optional[Path], typer.Option(
+    "--map", help="TOML file describing a research checkpoint's recurrence: recurrent/input/bias "
+                  "arrays, nonlinearity, leak (or dt, tau), orientation.",
+    rich_help_panel=READING_PANEL)]
+KeyOpt = Annotated[Optional[list[str]], typer.Option(
+    "--key", help="Analyse this square matrix as W_rec (repeatable).",
+    rich_help_panel=READING_PANEL)]
+ActivationOpt = Annotated[Optional[Activation], typer.Option(
+    "--activation", help="Nonlinearity of Elman layers (default: what the file says, else "
+                         "tanh).", rich_help_panel=READING_PANEL)]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Write the output to FILE instead of stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+PlotOpt = Annotated[Optional[str], typer.Option(
+    "--plot", help='Draw the result: FILE.png, FILE.svg, or "term" (needs rnngrad\\[plot]).')]
+MaxMemoryOpt = Annotated[Optional[float], typer.Option(
+    "--max-memory", help="Refuse analyses needing more GiB (estimated before allocating).",
+    show_default=default(SPECTRUM.max_memory))]
+LagsOpt = Annotated[Optional[str], typer.Option(
+    "--lags", "-l", help="Lags: 1..100, 1..1000:10, 1,2,5,10 or log:1..1000:20.",
+    show_default=BPTT.lags)]
+InputsOpt = Annotated[Optional[Path], typer.Option(
+    "--inputs", help="Probe sequences .npy, (B, T, I) or (T, I).", rich_help_panel=PROBE_PANEL)]
+TokensOpt = Annotated[bool, typer.Option(
+    "--tokens", help="Random token ids through the file's embedding.",
+    rich_help_panel=PROBE_PANEL)]
+TokensFileOpt = Annotated[Optional[Path], typer.Option(
+    "--tokens-file", help="Token ids .npy (B, T) through the embedding.",
+    rich_help_panel=PROBE_PANEL)]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", help="Probe sequences.", rich_help_panel=PROBE_PANEL,
+    show_default=default(PROBE.batch))]
+StepsOpt = Annotated[Optional[int], typer.Option(
+    "--steps", help="Analysed steps (the longest lag).", rich_help_panel=PROBE_PANEL,
+    show_default=default(PROBE.steps))]
+BurnInOpt = Annotated[Optional[int], typer.Option(
+    "--burn-in", help="Steps run before the analysed window.", rich_help_panel=PROBE_PANEL,
+    show_default=default(PROBE.burn_in))]
+SeedOpt = Annotated[Optional[int], typer.Option(
+    "--seed", help="Seed of the probe, readout and random targets.",
+    rich_help_panel=PROBE_PANEL, show_default=default(PROBE.seed))]
+InputScaleOpt = Annotated[Optional[float], typer.Option(
+    "--input-scale", help="Standard deviation of Gaussian inputs.", rich_help_panel=PROBE_PANEL,
+    show_default=default(PROBE.input_scale))]
+
+
+def value(option: Any) -> Any:
+    """An option's plain value (Enum members to their value, paths to strings)."""
+    if isinstance(option, Enum):
+        return option.value
+    if isinstance(option, Path):
+        return str(option)
+    if isinstance(option, list):
+        return tuple(value(item) for item in option)
+    return option
+
+
+def given(cls: type, **options: Any) -> dict[str, Any]:
+    """The options actually given on the command line (not None, not an empty list), as
+    plain values, for the fields of ``cls``; unknown names are a bug here, not a user error."""
+    names = {spec.name for spec in fields(cls)}
+    unknown = set(options) - names
+    assert not unknown, f"not fields of {cls.__name__}: {unknown}"
+    return {name: value(option) for name, option in options.items()
+            if option is not None and option != [] and option is not False}
+
+
+def probe_spec(**options: Any) -> ProbeSpec:
+    """The probe from the probe options given (``inputs``, ``tokens``, ``batch``, ...)."""
+    return ProbeSpec(**given(ProbeSpec, **options))
+
+
+def model_path(model: Path | None) -> str:
+    """MODEL, or the one model ``models`` in ``[tool.rnngrad]`` names."""
+    if model is not None:
+        return str(model)
+    from rnngrad.gate.config import load_config
+    from rnngrad.gate.models import expand_models
+
+    loaded = load_config()
+    configured = expand_models(list(loaded.for_model("", {}).models))
+    if not configured:
+        where = f"in {loaded.source}" if loaded.source else "(no pyproject.toml found)"
+        raise OptionError(f"no MODEL given, and no `models` in [tool.rnngrad] {where}",
+                          "name a weights file, e.g. rnngrad bptt model.safetensors")
+    if len(configured) > 1:
+        shown = ", ".join(configured[:4]) + (", ..." if len(configured) > 4 else "")
+        raise OptionError(f"no MODEL given, and [tool.rnngrad] names {len(configured)} models "
+                          f"({shown})", "name one of them, or run `rnngrad check` for all")
+    return configured[0]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def handled(fmt: Any) -> Iterator[None]:
+    """Turn an :class:`RnngradError` into one line on stderr (+ JSON error) and exit 2."""
+    try:
+        yield
+    except RnngradError as exc:
+        fail(exc.message, exc.hint, json_mode=value(fmt) == "json")
+
+
+def fail(message: str, hint: str, *, json_mode: bool) -> None:
+    """One line on stderr (file text made plain), the JSON error object too, exit 2."""
+    from rnngrad.render.text import plain
+
+    if DEBUG:
+        import traceback
+
+        traceback.print_exc()
+    if json_mode:
+        from rnngrad.render.json_report import render_error_json
+
+        sys.stdout.write(render_error_json(plain(message), plain(hint)))
+    line = f"rnngrad: error: {message}" + (f"; {hint}" if hint else "")
+    sys.stderr.write(" ".join(plain(line).split()) + "\n")
+    raise typer.Exit(2)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def emit(report: Any, fmt: Any, output: Path | None) -> None:
+    """Render ``report`` in ``fmt`` to ``output`` (a file) or stdout."""
+    from rnngrad.render import renderer
+
+    fmt_name = value(fmt)
+    if fmt_name == "table" and output is None:
+        from rich.console import Console
+
+        from rnngrad.render.console import ConsoleRenderer
+
+        ConsoleRenderer().print(report, Console())
+        return
+    text = renderer(fmt_name).render(report)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_output(output, text, "--output")
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` as a user-named output file."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OptionError(f"{option} {path}: cannot be written ({exc.strerror})",
+                          "choose a writable path") from None
+
+
+def check_plot(plot: str | None, fmt: Any, output: Path | None) -> None:
+    """Refuse a bad --plot target (or a missing extra) before a long analysis."""
+    if plot is None:
+        return
+    from rnngrad.plots import check_target
+
+    if check_target(plot) == "term" and value(fmt) != "table" and output is None:
+        raise OptionError(f"--plot term draws on stdout, where --format {value(fmt)} goes",
+                          "write the report with --output FILE, or plot to a .png or .svg file")
+
+
+@contextlib.contextmanager
+def progress(quiet: bool, what: str) -> Iterator[Callable[[int, int, str], None] | None]:
+    """A Rich progress bar on stderr, only when stderr is a terminal and not --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(f"{what} {{task.description}}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=None)
+
+    def update(done: int, total: int, label: str) -> None:
+        from rnngrad.render.text import plain
+
+        bar.update(task, completed=done, total=total, description=plain(label))
+
+    with bar:
+        yield update

@@ -1,0 +1,23 @@
+"""``rnngrad inspect MODEL``: the tensors of a file and the recurrences found in it."""
+
+from __future__ import annotations
+
+from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt, MapOpt,
+                                ModelArg, OutputOpt, QuietOpt, emit, given, handled, model_path)
+from rnngrad.conventions.options import ReadOptions
+
+NAME = "inspect"
+
+
+def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOpt = None,
+            leak: LeakOpt = None, map_file: MapOpt = None,
+            format: FormatOpt = Format.table, output: OutputOpt = None,
+            quiet: QuietOpt = False) -> None:
+    """What is in the file: tensors and the recurrences found."""
+    from rnngrad.inspection import inspect
+
+    with handled(format):
+        options = ReadOptions(**given(ReadOptions, keys=key, activation=activation, leak=leak,
+                                      map=map_file))
+        report = inspect(model_path(model), options)
+        emit(report, format, output)

@@ -1,0 +1,57 @@
+"""How to read a model: the options every command shares (``--key``, ``--activation``,
+``--leak``, ``--map``). Torch- and NumPy-free, so the command line can import it cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+from rnngrad.cells import ACTIVATIONS, check_leak
+from rnngrad.errors import OptionError
+
+O = TypeVar("O")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+    """Which recurrences to find in a file and how to run them.
+
+    ``keys``: analyse these square matrices as W_rec of Elman recurrences (``--key``, for
+    hand-written RNNs). ``activation``: the Elman nonlinearity, overriding what the file
+    says (``tanh`` or ``relu``). ``leak``: α = dt/τ in (0, 1]: run Elman layers as leaky rate
+    cells, or override α of recognised rate models. ``map``: a TOML file describing a research
+    checkpoint's recurrences (docs/formats.md).
+    """
+
+    keys: tuple[str, ...] = ()
+    activation: str | None = None
+    leak: float | None = None
+    map: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(self.keys))
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise OptionError(f"--activation {self.activation!r} is not supported",
+                              f"use one of: {', '.join(ACTIVATIONS)}")
+        if self.leak is not None:
+            try:
+                check_leak(self.leak, "--leak")
+            except (TypeError, ValueError) as exc:
+                raise OptionError(str(exc), "give α = dt/τ, e.g. --leak 0.1") from None
+
+    def read_options(self) -> ReadOptions:
+        """Just the reading part (for an options class that extends this one)."""
+        return ReadOptions(keys=self.keys, activation=self.activation, leak=self.leak,
+                           map=self.map)
+
+
+def with_settings(kind: type[O], options: O | None, settings: dict[str, Any]) -> O:
+    """``options`` (or the defaults of ``kind``) with ``settings`` replacing fields by name:
+    the keyword shortcuts of the Python API, ``rnngrad.spectrum(path, top=3)``."""
+    base = options if options is not None else kind()
+    names = {spec.name for spec in fields(base)}  # type: ignore[arg-type]
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise OptionError(f"unknown {kind.__name__} setting {unknown[0]!r}",
+                          f"valid: {', '.join(sorted(names))}")
+    return replace(base, **settings) if settings else base  # type: ignore[type-var]

@@ -1,0 +1,55 @@
+"""The first step of every analysis: source -> bundle -> recurrences -> notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rnngrad.cells import Recurrence
+from rnngrad.conventions.options import ReadOptions
+from rnngrad.io import WeightBundle, as_bundle
+
+@dataclass(frozen=True)
+class Understood:
+    """A source read and understood: its bundle, its recurrences in file order, and notes
+    (what the reader skipped or assumed, how each recurrence was understood)."""
+
+    bundle: WeightBundle
+    recurrences: tuple[Recurrence, ...]
+    notes: tuple[str, ...]
+
+
+def understand(source: Any, options: ReadOptions = ReadOptions()) -> Understood:
+    """Read ``source`` (a path, bundle, state dict or ``torch.nn.Module``) and find its
+    recurrences: a ``--map`` file, else the file's own layouts, else a known research
+    convention, else PyTorch's key patterns; ``keys``, ``activation`` and ``leak`` apply."""
+    from rnngrad.cells.detection import find_recurrences
+    from rnngrad.conventions.builtin import recognise
+
+    bundle = as_bundle(source)
+    if options.map is not None:
+        from rnngrad.conventions.mapping import apply_map_file
+
+        bundle = apply_map_file(bundle, options.map)
+    else:
+        bundle = recognise(bundle)
+    recurrences = find_recurrences(bundle, keys=options.keys, activation=options.activation,
+                                   leak=options.leak)
+    return Understood(bundle=bundle, recurrences=recurrences,
+                      notes=_notes(bundle, recurrences))
+
+
+def load(path: Any) -> WeightBundle:
+    """The bundle of a weights file, its recurrences described when it follows a known
+    research convention (``rnngrad.load``; :func:`rnngrad.io.load` is the file as it is)."""
+    from rnngrad.conventions.builtin import recognise
+    from rnngrad.io import load as read
+
+    return recognise(read(path))
+
+
+def _notes(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) -> tuple[str, ...]:
+    """The loader's notes, then one line per recurrence on how the file was understood."""
+    lines = tuple(line for line in (rec.understanding() for rec in recurrences) if line)
+    derived = tuple(f"{name} = {origin}" for name, origin in bundle.derived.items())
+    return bundle.notes + lines + derived

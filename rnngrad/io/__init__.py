@@ -1,0 +1,112 @@
+"""Layer 1 of rnngrad: weights files and in-memory weights -> :class:`WeightBundle`.
+
+What lives here: sniffing a file's format by content (:mod:`.sniff`), one reader per format
+(:mod:`.safetensors`, :mod:`.pytorch`, :mod:`.npz`, :mod:`.keras`, :mod:`.onnx`), the bundle
+itself (:mod:`.bundle`) and the :class:`~rnngrad.io.layout.Layout` records by which a format
+describes its recurrences over derived, PyTorch-named tensors (:mod:`.layout`).
+
+What it may import: :mod:`rnngrad.errors` and NumPy; torch only inside the PyTorch reader and
+for in-memory torch tensors, h5py and onnx only inside their readers (optional extras). It
+never imports the cells, the analyses or anything above them.
+
+Every reader is a safe one: nothing a file holds is ever executed (see the README's Security
+section and docs/contract.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from rnngrad.errors import LoadError
+from rnngrad.io.bundle import TensorInfo, WeightBundle
+from rnngrad.io.sniff import checked_path, read_head, sha256, sniff
+
+# RNN weight files are megabytes to a few gigabytes; a larger file is refused before it is
+# hashed or parsed (a sparse file can claim terabytes of zeros).
+MAX_FILE_BYTES = 64 * 1024**3
+
+__all__ = ["MAX_FILE_BYTES", "TensorInfo", "WeightBundle", "as_bundle", "from_state_dict",
+           "load"]
+
+
+def load(path: str | Path) -> WeightBundle:
+    """Read the weights file at ``path`` safely; raise :class:`LoadError` if it can't be.
+
+    The bundle is the file as it is: research conventions and ``--map`` files are applied on
+    top of it by :func:`rnngrad.conventions.understand`.
+    """
+    file = checked_path(path)
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise LoadError(f"{file}: the file is too large ({size / 1024**3:.0f} GiB; rnngrad "
+                        f"reads at most {MAX_FILE_BYTES // 1024**3} GiB)",
+                        "export just the recurrent weights to a smaller file")
+    kind = sniff(read_head(file), file)
+    sha = sha256(file)
+    if kind in ("hdf5", "keras"):
+        from rnngrad.io.keras.reader import read_keras
+
+        return read_keras(file, sha, archive=kind == "keras")
+    if kind == "onnx":
+        from rnngrad.io.onnx.reader import read_onnx
+
+        return read_onnx(file, sha)
+    if kind == "safetensors":
+        from rnngrad.io.safetensors import read_safetensors
+
+        return read_safetensors(file, sha)
+    if kind == "npz":
+        from rnngrad.io.npz import read_npz
+
+        return read_npz(file, sha)
+    from rnngrad.io.pytorch import read_pytorch
+
+    return read_pytorch(file, sha)
+
+
+
+def from_state_dict(state: Mapping[str, Any], *, name: str = "<state dict>",
+                    metadata: Mapping[str, str] | None = None) -> WeightBundle:
+    """A bundle over an in-memory mapping of name -> tensor/array (e.g. ``model.state_dict()``)."""
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        if hasattr(value, "detach"):
+            value = value.detach().cpu()
+            value = value.double().numpy() if value.is_floating_point() else value.numpy()
+        if isinstance(value, np.ndarray):
+            arrays[str(key)] = value
+    digest = hashlib.sha256()
+    for key, value in arrays.items():
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    tensors = {key: TensorInfo(name=key, shape=tuple(a.shape), dtype=str(a.dtype))
+               for key, a in arrays.items()}
+    return WeightBundle(path=name, format="memory", sha256=digest.hexdigest(),
+                        tensors=tensors, metadata=dict(metadata or {}),
+                        _fetch=lambda key: arrays[key])
+
+
+def as_bundle(source: Any) -> WeightBundle:
+    """A :class:`WeightBundle` from a path, a bundle, a state dict or a ``torch.nn.Module``.
+
+    For a module, the ``nonlinearity`` of its ``nn.RNN``/``nn.RNNCell`` submodules is carried
+    into the metadata as ``<prefix>.nonlinearity``, as a safetensors header would carry it.
+    """
+    if isinstance(source, WeightBundle):
+        return source
+    if isinstance(source, (str, Path)):
+        return load(source)
+    if isinstance(source, Mapping):
+        return from_state_dict(source)
+    if hasattr(source, "state_dict") and hasattr(source, "named_modules"):
+        metadata = {f"{name}.nonlinearity" if name else "nonlinearity": module.nonlinearity
+                    for name, module in source.named_modules()
+                    if isinstance(getattr(module, "nonlinearity", None), str)}
+        return from_state_dict(source.state_dict(), name=f"<{type(source).__name__}>",
+                               metadata=metadata)
+    raise TypeError(f"cannot analyse a {type(source).__name__}: pass a path, a state dict "
+                    "or a torch.nn.Module")

@@ -1,0 +1,102 @@
+"""How to make the probe sequences an analysis runs on (docs/contract.md "Probes").
+
+Torch- and NumPy-free: the command line imports it to show defaults. The sequences themselves
+are made by :func:`rnngrad.probes.sequences.make_probe`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rnngrad.errors import ProbeError
+from rnngrad.report import Record
+
+DEFAULT_BURN_IN = 50
+# No probe needs more sequences or steps than this; a larger number is a typo that would ask
+# for terabytes before any memory estimate could run.
+MAX_BATCH = 1_000_000
+MAX_STEPS = 10_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSpec:
+    """The probe: seeded Gaussian inputs, a file of sequences, or token ids.
+
+    - ``inputs``: a ``.npy`` file with the exact sequences, (B, T, I) or (T, I);
+    - ``tokens``: random token ids looked up in the file's embedding table, or
+      ``tokens_file``, a ``.npy`` of token ids (B, T) or (T,);
+    - otherwise Gaussian inputs N(0, ``input_scale``²) of shape (``batch``,
+      ``burn_in`` + ``steps``, I) drawn with ``seed``.
+
+    Generated probes run ``burn_in`` steps before the analysed window of ``steps`` steps, so
+    that the state has left zero; lags reach back at most ``steps``. File probes have no
+    burn-in: lags reach back to their first step. Every probe starts from the zero state.
+    """
+
+    inputs: str | None = None
+    tokens: bool = False
+    tokens_file: str | None = None
+    batch: int = 16
+    steps: int = 100
+    burn_in: int = DEFAULT_BURN_IN
+    seed: int = 0
+    input_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.inputs is not None and (self.tokens or self.tokens_file is not None),
+             "--inputs and --tokens/--tokens-file are two different probes; give one"),
+            (not _integer(self.batch) or not 1 <= self.batch <= MAX_BATCH,
+             f"--batch {self.batch!r} must be an integer from 1 to {MAX_BATCH:,}"),
+            (not _integer(self.steps) or not 1 <= self.steps <= MAX_STEPS,
+             f"--steps {self.steps!r} must be an integer from 1 to {MAX_STEPS:,}"),
+            (not _integer(self.burn_in) or not 0 <= self.burn_in <= MAX_STEPS,
+             f"--burn-in {self.burn_in!r} must be an integer from 0 to {MAX_STEPS:,}"),
+            (not _integer(self.seed) or self.seed < 0,
+             f"--seed {self.seed!r} must be an integer ≥ 0"),
+            (not isinstance(self.input_scale, (int, float)) or isinstance(self.input_scale, bool)
+             or not math.isfinite(self.input_scale) or self.input_scale < 0,
+             f"--input-scale {self.input_scale!r} must be a finite number ≥ 0"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ProbeError(message, "see `rnngrad bptt --help`")
+
+    @property
+    def kind(self) -> str:
+        """``"file"``, ``"tokens"`` or ``"gaussian"``."""
+        if self.inputs is not None:
+            return "file"
+        return "tokens" if self.tokens or self.tokens_file is not None else "gaussian"
+
+    @property
+    def path(self) -> str | None:
+        """The file the probe comes from, if any."""
+        return self.inputs if self.inputs is not None else self.tokens_file
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeEcho(Record):
+    """The probe an analysis really ran on, so that a run can be reproduced.
+
+    ``shape`` is (B, T, I) of the input sequences fed to the first layer (burn-in included);
+    ``batch`` = B, ``steps`` = the analysed window (the longest lag possible, ``max_lag``),
+    ``burn_in`` the steps before it (0 for file probes). ``seed`` drew the Gaussian inputs or
+    token ids, the random readout and random targets; ``input_scale`` is the Gaussian inputs'
+    standard deviation (None for other probes); ``path`` the file for file probes.
+    """
+
+    kind: str
+    batch: int
+    steps: int
+    seed: int
+    input_scale: float | None
+    burn_in: int
+    path: str | None
+    shape: tuple[int, int, int]
+    max_lag: int
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,27 @@
+"""Pieces every Rich table view shares: the model line, verdicts in colour, notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+
+from rnngrad.render.text import plain
+
+VERDICT_STYLE = {"vanishing-guaranteed": "bold blue", "explosion-possible": "bold yellow",
+                 "rest-unstable": "bold red", "undetermined": "bold cyan",
+                 "vanishing": "bold blue", "exploding": "bold red", "healthy": "bold green"}
+
+
+def verdict_text(verdict: str) -> Text:
+    return Text(str(verdict), style=VERDICT_STYLE.get(str(verdict), "bold"))
+
+
+def model_line(report: Any, what: str) -> Text:
+    return Text.assemble((f"rnngrad {what} ", "bold"), (plain(report.model.path), "cyan"),
+                         (f"  ({plain(report.model.format)}, sha256 "
+                          f"{report.model.sha256[:12]}…)", "dim"))
+
+
+def notes_text(notes: tuple[str, ...]) -> Text:
+    return Text("\n".join(f"note: {plain(note)}" for note in notes), style="dim")
