@@ -226,6 +226,7 @@ def test_assert_healthy_message_reads_like_the_table():
     assert assert_healthy(VANISHING, explode_above=100, batch=2).ok
 
 
+@pytest.mark.slow
 def test_importing_the_api_does_not_import_typer_or_rich():
     code = ("import sys, rnngrad, rnngrad.testing; rnngrad.check; "
             "print('typer' in sys.modules, 'rich' in sys.modules)")
@@ -234,6 +235,7 @@ def test_importing_the_api_does_not_import_typer_or_rich():
     assert out.stdout.strip() == "False False", out.stderr
 
 
+@pytest.mark.slow
 def test_pytest_plugin_fixture_and_marker(pytester):
     pytester.makepyfile(f"""
         import pytest
@@ -257,6 +259,7 @@ def test_pytest_plugin_fixture_and_marker(pytester):
 # --- integration files ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pre_commit_hook_runs_its_declared_command(project):
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     hook = next(h for h in hooks if h["id"] == "rnngrad-check")
@@ -285,6 +288,7 @@ def test_action_installs_cpu_torch():
     assert "download.pytorch.org/whl/cpu" in step["run"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model,code", [("exploding.safetensors", 1),
                                         ("vanishing.safetensors", 0)])
 def test_action_check_step_fails_the_run_only_when_the_model_explodes(project, model, code):

@@ -1,4 +1,8 @@
-"""The installed command, run as a user runs it: exit codes, stdout/stderr, JSON parsed back."""
+"""The command as a user runs it: exit codes, stdout/stderr, JSON parsed back.
+
+Most runs go through the command's entry point in this process (``run_cli``); the installed
+console script and ``python -m rnngrad`` run in their own processes (``run_installed``).
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,27 @@ import numpy as np
 import pytest
 
 import rnngrad
-from conftest import SAMPLES, run_cli, run_json
+from conftest import SAMPLES, run_cli, run_installed, run_json
 
 VANISHING = SAMPLES / "elman_vanishing.safetensors"
 EXPLODING = SAMPLES / "elman_exploding.safetensors"
 
 
+@pytest.mark.slow
 def test_version_and_module_entry_point():
-    result = run_cli("--version")
+    result = run_installed("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"rnngrad {rnngrad.__version__}"
     module = subprocess.run([sys.executable, "-m", "rnngrad", "--version"], capture_output=True,
                             text=True, timeout=120)
     assert module.returncode == 0 and module.stdout == result.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_command_runs_an_analysis():
+    result = run_installed("bptt", EXPLODING, "--lags", "1..20", "--batch", "2", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(
+        run_cli("bptt", EXPLODING, "--lags", "1..20", "--batch", "2", "-f", "json").stdout)
 
 
 def test_inspect_table_lists_recurrences_and_unused_tensors():
@@ -112,7 +125,7 @@ def test_save_directions_writes_vectors(tmp_path):
     assert result.returncode == 0, result.stderr
     vectors = load_file(str(target))
     right = vectors["rnn.weight_hh_l0.right"]
-    assert right.shape == (32,) and np.linalg.norm(right) == pytest.approx(1.0)
+    assert right.shape == (32,) and np.linalg.norm(right) == pytest.approx(1.0, rel=1e-12)
 
 
 def test_head_losses(tmp_path):
@@ -167,3 +180,20 @@ def test_empty_and_truncated_files(tmp_path):
     for path, needle in ((empty, "empty"), (truncated, "truncated")):
         result = run_cli("inspect", path)
         assert result.returncode == 2 and needle in result.stderr
+
+
+@pytest.mark.parametrize("command", ["spectrum", "bptt"])
+def test_library_and_command_line_give_identical_reports_by_default(command):
+    """One source of defaults: the options dataclasses. No option on either side."""
+    code, document = run_json(command, SAMPLES / "gru_bidirectional.safetensors")
+    assert code == 0
+    library = getattr(rnngrad, command)(SAMPLES / "gru_bidirectional.safetensors").to_dict()
+    assert document == json.loads(json.dumps(library))
+    if command == "bptt":
+        assert document["probe"]["batch"] == rnngrad.ProbeSpec().batch == 16
+
+
+def test_analyze_uses_the_same_defaults_as_the_commands():
+    analysis = rnngrad.analyze(SAMPLES / "elman_vanishing.safetensors")
+    _, document = run_json("bptt", SAMPLES / "elman_vanishing.safetensors")
+    assert json.loads(json.dumps(analysis.bptt.to_dict())) == document

@@ -54,6 +54,7 @@ def test_orthogonal_matrix_keeps_norm_one_at_every_lag():
         assert row.norm_max == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_ten_thousand_lags_on_a_chaotic_network_stay_finite_in_log_space():
     """A chaotic tanh RNN (gain 3): the product overflows float64 long before lag 10000."""
     torch.manual_seed(0)

@@ -165,10 +165,12 @@ def _imported_after(code: str) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_rnngrad_is_cheap():
     assert _imported_after("import rnngrad") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["bptt", "--help"],
                                   ["spectrum", "--help"], ["check", "--help"],
                                   ["inspect", "--help"], ["bptt", "x.pt", "--batch", "zero"]])
@@ -179,8 +181,19 @@ def test_cli_start_up_never_imports_torch(argv):
         assert imported == []  # answered before typer is imported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sample", ["elman_exploding.safetensors", "elman_relu_npz.npz"])
 def test_inspect_of_safetensors_and_npz_runs_without_torch(sample):
     imported = _imported_after(
         f"from rnngrad.cli import main; main(['inspect', {str(SAMPLES / sample)!r}, '-q'])")
     assert "torch" not in imported
+
+
+def test_every_approx_in_the_tests_has_an_explicit_tolerance():
+    loose = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "approx"
+                    and not {k.arg for k in node.keywords} & {"rel", "abs"}):
+                loose.append(f"{path.name}:{node.lineno}")
+    assert not loose, f"pytest.approx without rel= or abs=: {loose}"

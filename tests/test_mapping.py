@@ -110,7 +110,7 @@ def test_mackelab_convention_with_params(tmp_path, rank):
     report = inspect(path)
     assert "mackelab" in " ".join(report.notes) and "N9_T1_params.json" in " ".join(report.notes)
     (rec,) = report.recurrences
-    assert rec.leak == pytest.approx(0.25) and rec.nonlinearity == "tanh"
+    assert rec.leak == pytest.approx(0.25, rel=1e-15) and rec.nonlinearity == "tanh"
     w = (state["rnn.m"] @ state["rnn.n"] / 9).numpy() if rank else state["rnn.w_rec"].numpy()
     w_in = 0.5 * state["rnn.w_inp"].numpy().T
     (item,) = spectrum(path).recurrences

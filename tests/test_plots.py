@@ -288,6 +288,7 @@ def test_two_runs_give_identical_bytes(tmp_path, elman_bptt, suffix):
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.slow
 def test_two_processes_give_identical_svg(tmp_path):
     """Across interpreters too: different hash seeds, fresh font caches in memory."""
     code = ("import sys, dataclasses, rnngrad.plots as p; "

@@ -98,7 +98,7 @@ def test_mackelab_full_rank(tmp_path, name):
     w = raw["rnn.w_rec"].double().numpy()
     w_in = float(raw["rnn.w_inp_scale"]) * raw["rnn.w_inp"].double().numpy().T
     (rec,) = inspect(path).recurrences
-    assert (rec.cell, rec.nonlinearity, rec.leak) == ("leaky", "tanh", pytest.approx(0.1))
+    assert (rec.cell, rec.nonlinearity, rec.leak) == ("leaky", "tanh", pytest.approx(0.1, rel=1e-15))
     (item,) = spectrum(path).recurrences
     assert item.block("hh").spectral_radius == pytest.approx(radius(w), rel=1e-12)
     assert item.block("eff").spectral_radius == pytest.approx(
