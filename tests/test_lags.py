@@ -1,4 +1,4 @@
-"""Lag specifications (CONTRACT.md)."""
+"""Lag specifications (docs/contract.md, "Lags")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Gradient-norm statistics over the probe sequences -> a clipping threshold that names its rule.
 
-Rules (THEORY.md "Clipping thresholds"):
+Rules (docs/theory.md, "Clipping thresholds"):
 
 - ``pascanu``: Pascanu, Mikolov & Bengio 2013, Sec. 3.2: clip at about the average gradient
   norm; thresholds from half to ten times the average still converged in their experiments.

@@ -8,7 +8,7 @@ Step Jacobian (B, H, H):
     ∂h'/∂h = diag(z) + diag((h − n) σ'(a_z)) W_hz
              + diag((1 − z)(1 − n²)) [diag(r) W_hn + diag((W_hn h + b_hn) σ'(a_r)) W_hr]
 
-γ of the candidate tanh is 1; the gates make the W_hh blocks a weak guide (THEORY.md).
+γ of the candidate tanh is 1; the gates make the W_hh blocks a weak guide (docs/theory.md, "Bounds").
 """
 
 from __future__ import annotations

@@ -50,6 +50,12 @@ class Figures(Record):
     verdict: ProfileVerdict | None
     overflowed: bool = False
 
+    def json_extras(self) -> dict[str, Any]:
+        if not self.overflowed:
+            return {}
+        reason = "overflow: the forward pass itself exploded"
+        return {"log10_norm_last_reason": reason, "log10_norm_max_reason": reason}
+
     @property
     def label(self) -> str:
         return self.recurrence.label

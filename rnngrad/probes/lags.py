@@ -1,4 +1,4 @@
-"""Lag specifications (CONTRACT.md): ``1..100``, ``1..1000:10``, ``1,2,5,10``, ``log:1..1000:20``.
+"""Lag specifications (docs/contract.md): ``1..100``, ``1..1000:10``, ``1,2,5,10``, ``log:1..1000:20``.
 
 A lag ℓ counts back from the probe's last step T: ∂s_T/∂s_(T−ℓ), ℓ = 1..T. Parts can be joined
 with commas (``1..10,50,100``). The result is sorted and unique; a lag past the probe length is

@@ -1,6 +1,6 @@
 """What the spectrum allows us to say about a recurrence, in the theory's own terms.
 
-Elman cells (Pascanu et al. 2013, Sec. 2.1; THEORY.md "Bounds"): ‖J_t‖ ≤ γ·σ_max(W_hh), so
+Elman cells (Pascanu et al. 2013, Sec. 2.1; docs/theory.md "Bounds"): ‖J_t‖ ≤ γ·σ_max(W_hh), so
 
 - ``vanishing-guaranteed``: γ·σ_max < 1 — sufficient for vanishing, ‖∂h_T/∂h_{T−ℓ}‖ ≤ (γσ_max)^ℓ;
 - ``explosion-possible``: γ·σ_max ≥ 1 — necessary for exploding, not sufficient;
