@@ -152,7 +152,7 @@ def test_tokens_through_the_embedding():
     (["spectrum", "missing.safetensors"], "no such file"),
     (["spectrum", "."], "directory"),
     (["bptt", str(VANISHING), "--lags", "0..3"], "not positive"),
-    (["bptt", str(VANISHING), "--lags", "1..500"], "past the probe length"),
+    (["bptt", str(VANISHING), "--lags", "1..500", "--steps", "100"], "past the probe length"),
     (["spectrum", str(VANISHING), "--top", "0"], "at least 1"),
     (["spectrum", str(VANISHING), "--bogus"], "bogus"),
     (["bptt", str(VANISHING), "--key", "nope"], "nope"),
@@ -197,3 +197,32 @@ def test_analyze_uses_the_same_defaults_as_the_commands():
     analysis = rnngrad.analyze(SAMPLES / "elman_vanishing.safetensors")
     _, document = run_json("bptt", SAMPLES / "elman_vanishing.safetensors")
     assert json.loads(json.dumps(analysis.bptt.to_dict())) == document
+
+
+def test_the_probe_is_as_long_as_the_lags_asked_for():
+    """A 28-step model analysed at lags 1..28 runs on 28-step sequences from the zero state;
+    the default lags 1..100 keep the long probe (50 steps of burn-in, then 100)."""
+    _, short = run_json("bptt", EXPLODING, "--lags", "1..28", "--batch", "2")
+    assert short["probe"]["shape"] == [2, 28, 8] and short["probe"]["burn_in"] == 0
+    assert short["probe"]["steps"] == short["probe"]["max_lag"] == 28
+    _, long = run_json("bptt", EXPLODING, "--batch", "2")
+    assert long["probe"]["shape"] == [2, 150, 8] and long["probe"]["burn_in"] == 50
+    _, chosen = run_json("bptt", EXPLODING, "--lags", "1..28", "--steps", "40", "--burn-in", "5",
+                         "--batch", "2")
+    assert chosen["probe"]["shape"] == [2, 45, 8]
+
+
+def test_the_probe_echo_says_what_a_file_probe_really_was(tmp_path):
+    inputs = np.random.default_rng(0).standard_normal((3, 37, 8))
+    np.save(tmp_path / "x.npy", inputs)
+    _, document = run_json("bptt", EXPLODING, "--inputs", tmp_path / "x.npy", "--lags", "1..30")
+    probe = document["probe"]
+    assert (probe["kind"], probe["batch"], probe["steps"], probe["burn_in"]) == ("file", 3, 37, 0)
+    assert probe["input_scale"] is None and probe["shape"] == [3, 37, 8]
+
+
+def test_tokens_on_a_file_with_several_modules():
+    result = run_cli("bptt", SAMPLES / "two_modules.safetensors", "--tokens", "--lags", "1..10")
+    assert result.returncode == 0, result.stderr
+    assert "random token ids" in result.stdout
+    assert "decoder.cell: no embedding feeds it" in " ".join(result.stdout.split())

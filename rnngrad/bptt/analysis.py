@@ -96,9 +96,12 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
     profiles: list[RecurrenceProfile] = []
     extra_notes, per_probe_norms = [], []
     probe_used: Probe | None = None
+    largest = parse_lags(options.lags)[-1]
     for group in groups:
-        probe = probe_for(bundle, group, options.probe)
-        probe_used = probe_used or probe
+        probe, note = probe_for(bundle, group, options.probe, largest)
+        extra_notes += [note] if note else []
+        if probe_used is None or note is None and probe_used.spec.kind != probe.spec.kind:
+            probe_used = probe  # echo the probe asked for, not a module's fallback
         lags = parse_lags(options.lags, probe.max_lag)
         _check_memory(group, probe, options)
         weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
@@ -132,20 +135,28 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
     return lambda lag, last: on_progress(lag, last, label)
 
 
-def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
-    """The probe sequences for a group's first layer (zero inputs when only W_rec is known)."""
+def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
+              largest_lag: int) -> tuple[Probe, str | None]:
+    """The probe sequences for a group's first layer, and a note when the probe differs from
+    the one asked for: zero inputs when only W_rec is known (``--key``); Gaussian inputs for a
+    module that no embedding feeds when ``--tokens`` serves the others."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
                          "bptt needs the input weights; `rnngrad spectrum` works without them")
+    window = dict(steps=spec.steps, burn_in=spec.burn_in, batch=spec.batch, seed=spec.seed)
     if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
-        zero = ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
-                         seed=spec.seed, input_scale=0.0)
-        return make_probe(zero, 0)
+        return make_probe(ProbeSpec(**window, input_scale=0.0), 0,
+                          largest_lag=largest_lag), None
+    note = None
     embedding = find_embedding(bundle, first.input_size) if spec.kind == "tokens" else None
+    if spec.kind == "tokens" and embedding is None and find_embedding(bundle, None) is not None:
+        note = (f"{group.name or '(top)'}: no embedding feeds it (input width "
+                f"{first.input_size}), so it runs on Gaussian inputs, not tokens")
+        spec = ProbeSpec(**window, input_scale=spec.input_scale)
     try:
-        return make_probe(spec, first.input_size, embedding)
+        return make_probe(spec, first.input_size, embedding, largest_lag=largest_lag), note
     except ProbeError as exc:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
 

@@ -18,7 +18,7 @@ import typer
 
 from rnngrad.bptt.options import BpttOptions
 from rnngrad.errors import OptionError, RnngradError
-from rnngrad.probes.spec import ProbeSpec
+from rnngrad.probes.spec import DEFAULT_BURN_IN, LONG_PROBE, ProbeSpec
 from rnngrad.spectrum.options import SpectrumOptions
 
 DEBUG = False
@@ -88,11 +88,12 @@ BatchOpt = Annotated[Optional[int], typer.Option(
     "--batch", help="Probe sequences.", rich_help_panel=PROBE_PANEL,
     show_default=default(PROBE.batch))]
 StepsOpt = Annotated[Optional[int], typer.Option(
-    "--steps", help="Analysed steps (the longest lag).", rich_help_panel=PROBE_PANEL,
-    show_default=default(PROBE.steps))]
+    "--steps", help="Analysed steps, the longest lag possible.", rich_help_panel=PROBE_PANEL,
+    show_default="the largest lag")]
 BurnInOpt = Annotated[Optional[int], typer.Option(
-    "--burn-in", help="Steps run before the analysed window.", rich_help_panel=PROBE_PANEL,
-    show_default=default(PROBE.burn_in))]
+    "--burn-in", help="Steps run before the analysed window, so the state leaves zero.",
+    rich_help_panel=PROBE_PANEL,
+    show_default=f"{DEFAULT_BURN_IN} for {LONG_PROBE}+ steps, else 0")]
 SeedOpt = Annotated[Optional[int], typer.Option(
     "--seed", help="Seed of the probe, readout and random targets.",
     rich_help_panel=PROBE_PANEL, show_default=default(PROBE.seed))]

@@ -88,9 +88,11 @@ def _read_targets(path: Path, loss: str, classes: int) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def find_embedding(bundle: WeightBundle, input_size: int) -> np.ndarray | None:
+def find_embedding(bundle: WeightBundle, input_size: int | None) -> np.ndarray | None:
+    """The embedding table (V, I) whose width is ``input_size`` (any width for None)."""
     for name, info in bundle.tensors.items():
-        if _EMBEDDING.search(name) and len(info.shape) == 2 and info.shape[1] == input_size:
+        if (_EMBEDDING.search(name) and len(info.shape) == 2
+                and (input_size is None or info.shape[1] == input_size)):
             return bundle.array(name)
     return None
 

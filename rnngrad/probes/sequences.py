@@ -41,12 +41,15 @@ class Probe:
                          shape=(batch, length, width), max_lag=self.max_lag)
 
 
-def make_probe(spec: ProbeSpec, input_size: int, embedding: np.ndarray | None = None) -> Probe:
-    """The probe for a first layer taking ``input_size`` features."""
+def make_probe(spec: ProbeSpec, input_size: int, embedding: np.ndarray | None = None, *,
+               largest_lag: int = 100) -> Probe:
+    """The probe for a first layer taking ``input_size`` features; ``largest_lag`` sets the
+    default window (:meth:`ProbeSpec.window`)."""
     if spec.kind == "file":
         inputs = read_inputs(Path(spec.path or ""), input_size)
         return Probe(spec=spec, inputs=inputs, max_lag=inputs.shape[1])
-    length = spec.burn_in + spec.steps
+    steps, burn_in = spec.window(largest_lag)
+    length = burn_in + steps
     rng = np.random.default_rng(spec.seed)
     if spec.kind == "tokens":
         if embedding is None:
@@ -56,10 +59,10 @@ def make_probe(spec: ProbeSpec, input_size: int, embedding: np.ndarray | None = 
         ids = (read_tokens(Path(spec.tokens_file), embedding.shape[0]) if spec.tokens_file
                else rng.integers(0, embedding.shape[0], size=(spec.batch, length)))
         inputs = embedding[ids]
-        max_lag = ids.shape[1] if spec.tokens_file else spec.steps
+        max_lag = ids.shape[1] if spec.tokens_file else steps
         return Probe(spec=spec, inputs=inputs, max_lag=max_lag)
     inputs = rng.standard_normal((spec.batch, length, input_size)) * spec.input_scale
-    return Probe(spec=spec, inputs=inputs, max_lag=spec.steps)
+    return Probe(spec=spec, inputs=inputs, max_lag=steps)
 
 
 def read_inputs(path: Path, input_size: int) -> np.ndarray:

@@ -13,6 +13,10 @@ from rnngrad.errors import ProbeError
 from rnngrad.report import Record
 
 DEFAULT_BURN_IN = 50
+# A probe of at least this many analysed steps stands for a long-running sequence, where a
+# burn-in lets the state leave zero first; a shorter probe is a whole sequence from the zero
+# state, as a model trained on short sequences (28 steps for MNIST rows) sees it.
+LONG_PROBE = 100
 # No probe needs more sequences or steps than this; a larger number is a typo that would ask
 # for terabytes before any memory estimate could run.
 MAX_BATCH = 1_000_000
@@ -29,17 +33,20 @@ class ProbeSpec:
     - otherwise Gaussian inputs N(0, ``input_scale``²) of shape (``batch``,
       ``burn_in`` + ``steps``, I) drawn with ``seed``.
 
-    Generated probes run ``burn_in`` steps before the analysed window of ``steps`` steps, so
-    that the state has left zero; lags reach back at most ``steps``. File probes have no
-    burn-in: lags reach back to their first step. Every probe starts from the zero state.
+    Generated probes run ``burn_in`` steps before the analysed window of ``steps`` steps; lags
+    reach back at most ``steps``. By default (None) ``steps`` is the largest lag asked for, and
+    ``burn_in`` is 50 for a window of 100 steps or more (a long-running sequence: the state
+    leaves zero first) and 0 for a shorter one (a whole short sequence from the zero state, as
+    the model saw it in training): :meth:`window`. File probes have no burn-in: lags reach back
+    to their first step. Every probe starts from the zero state.
     """
 
     inputs: str | None = None
     tokens: bool = False
     tokens_file: str | None = None
     batch: int = 16
-    steps: int = 100
-    burn_in: int = DEFAULT_BURN_IN
+    steps: int | None = None
+    burn_in: int | None = None
     seed: int = 0
     input_scale: float = 1.0
 
@@ -49,9 +56,11 @@ class ProbeSpec:
              "--inputs and --tokens/--tokens-file are two different probes; give one"),
             (not _integer(self.batch) or not 1 <= self.batch <= MAX_BATCH,
              f"--batch {self.batch!r} must be an integer from 1 to {MAX_BATCH:,}"),
-            (not _integer(self.steps) or not 1 <= self.steps <= MAX_STEPS,
+            (self.steps is not None and (not _integer(self.steps)
+                                         or not 1 <= self.steps <= MAX_STEPS),
              f"--steps {self.steps!r} must be an integer from 1 to {MAX_STEPS:,}"),
-            (not _integer(self.burn_in) or not 0 <= self.burn_in <= MAX_STEPS,
+            (self.burn_in is not None and (not _integer(self.burn_in)
+                                           or not 0 <= self.burn_in <= MAX_STEPS),
              f"--burn-in {self.burn_in!r} must be an integer from 0 to {MAX_STEPS:,}"),
             (not _integer(self.seed) or self.seed < 0,
              f"--seed {self.seed!r} must be an integer ≥ 0"),
@@ -62,6 +71,13 @@ class ProbeSpec:
         for bad, message in problems:
             if bad:
                 raise ProbeError(message, "see `rnngrad bptt --help`")
+
+    def window(self, largest_lag: int) -> tuple[int, int]:
+        """(steps, burn_in) of a generated probe for lags up to ``largest_lag``."""
+        steps = self.steps if self.steps is not None else largest_lag
+        burn_in = self.burn_in if self.burn_in is not None else (
+            DEFAULT_BURN_IN if steps >= LONG_PROBE else 0)
+        return steps, burn_in
 
     @property
     def kind(self) -> str:

@@ -37,7 +37,8 @@ def probe_line(probe: ProbeEcho | None) -> str:
     shape = "×".join(str(d) for d in probe.shape)
     if probe.kind == "file":
         return f"probe: {plain(probe.path)} ({shape}), zero initial state"
-    source = f"token ids from {plain(probe.path)}" if probe.path else f"{probe.kind} inputs"
+    source = {"tokens": f"token ids from {plain(probe.path)}" if probe.path else
+              "random token ids", "gaussian": "Gaussian inputs"}.get(probe.kind, probe.kind)
     scale = f", scale {probe.input_scale:g}" if probe.input_scale is not None else ""
     return (f"probe: {source} {shape} (B×T×I), seed {probe.seed}{scale}, burn-in "
             f"{probe.burn_in} steps, zero initial state; anchor T = last step")
