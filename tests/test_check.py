@@ -15,7 +15,7 @@ import torch
 import yaml
 
 import rnngrad
-from conftest import ROOT, SAMPLES, run_cli, save_safetensors
+from conftest import ROOT, SAMPLES, run_cli, run_json, save_safetensors
 from rnngrad.errors import OptionError
 
 EXPLODING = SAMPLES / "elman_exploding.safetensors"
@@ -158,16 +158,18 @@ def test_github_escaping():
     assert escape_property("x: y, z") == "x%3A y%2C z"
 
 
-def test_junit_has_one_testcase_per_model_and_threshold(project):
-    result = run_cli("check", "exploding.safetensors", "vanishing.safetensors",
-                     "--vanish-below", "1e-10", "-f", "junit", cwd=project)
+def test_junit_counts_the_checks_the_json_counts(project):
+    args = ("check", "exploding.safetensors", "vanishing.safetensors", "--vanish-below", "1e-10")
+    result = run_cli(*args, "-f", "junit", cwd=project)
     root = ElementTree.fromstring(result.stdout)
     cases = root.findall(".//testcase")
-    assert len(cases) == 4  # 2 models × 2 thresholds
+    _, document = run_json(*args, cwd=project)
+    assert len(cases) == len(document["results"]) == 4  # 2 models × 1 recurrence × 2 thresholds
     failed = {(c.get("classname"), c.get("name")) for c in cases if c.find("failure") is not None}
-    assert failed == {("rnngrad.exploding.safetensors", "explode-above"),
-                      ("rnngrad.vanishing.safetensors", "vanish-below")}
-    assert root.find("testsuite").get("failures") == "2"
+    assert failed == {("rnngrad.exploding.safetensors", "explode-above rnn L0"),
+                      ("rnngrad.vanishing.safetensors", "vanish-below rnn L0")}
+    assert root.find("testsuite").get("failures") == "2" == str(
+        sum(not r["passed"] for r in document["results"]))
 
 
 def test_markdown_output_file(project):
@@ -193,7 +195,22 @@ def test_a_folder_of_checkpoints_in_natural_order(tmp_path):
     globbed = run_cli("check", "run/ckpt_*.safetensors", "-f", "markdown", cwd=tmp_path)
     assert globbed.returncode == 0 and "(+100.0%)" in globbed.stdout  # ρ doubles 1 → 2
     table = run_cli("check", "run", cwd=tmp_path)
-    assert "Key figures by model" in table.stdout
+    assert "Key figures by checkpoint (one training run" in table.stdout
+    assert "nothing was checked" in table.stdout
+
+
+def test_unrelated_models_get_no_trend_and_full_names(project):
+    """Models of different cells are not one training run: no % changes between them; long
+    names are never cut (ids and a legend)."""
+    long_name = "a_rather_long_checkpoint_name_for_a_model.pt"
+    shutil.copy(SAMPLES / "lstm_2layer.pt", project / long_name)
+    result = run_cli("check", "exploding.safetensors", long_name, "--explode-above", "1e9",
+                     cwd=project)
+    text = " ".join(result.stdout.split())
+    assert "Key figures by model" in text and "%)" not in text
+    assert f"m2 = {long_name}" in text and "…" not in result.stdout
+    assert "for lstm, gru and leaky cells of the step Jacobian at rest" in text  # footnote
+    assert "┃ result ┃" in result.stdout  # every column has a header
 
 
 def test_no_model_is_an_error(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from rnngrad.bptt.directions import exploding_directions
-from rnngrad.bptt.gradients import clip_recommendation, gradient_norms
+from rnngrad.bptt.gradients import GroupGradients, clip_recommendation, group_gradients
 from rnngrad.bptt.options import BpttOptions, bptt_options
 from rnngrad.bptt.report import BpttReport, LagFlag, LagRow, RecurrenceProfile
 from rnngrad.bptt.shares import replay_shares
@@ -94,7 +94,8 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
     dtype, device = DTYPES[options.dtype], torch_device(options.device)
     total = sum(len(g.members) for g in groups)
     profiles: list[RecurrenceProfile] = []
-    extra_notes, per_probe_norms = [], []
+    extra_notes: list[str] = []
+    gradients: list[GroupGradients] = []
     probe_used: Probe | None = None
     largest = parse_lags(options.lags)[-1]
     for group in groups:
@@ -113,18 +114,34 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         except ForwardOverflow as exc:
             profiles += [_overflowed(rec, exc.step, options) for rec in group.members]
             extra_notes.append(f"{group.name}: the forward pass overflowed at step {exc.step}")
+            gradients.append(GroupGradients(full=np.full(inputs.shape[0], np.inf),
+                                            overflowed=True))
             continue
+        mine = []
         for rec in group.members:
             trace, seen = traces[rec]
-            profiles.append(_profile(rec, weights[rec], trace, seen, lags, options,
-                                     _lag_progress(on_progress, rec, len(profiles), total)))
+            mine.append(_profile(rec, weights[rec], trace, seen, lags, options,
+                                 _lag_progress(on_progress, rec, len(profiles) + len(mine),
+                                               total)))
+        profiles += mine
         group_head = head if group is groups[0] else None
-        per_probe_norms.append(gradient_norms(group, weights, inputs, group_head, options))
+        gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
+                                         options))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
-                      clip=clip_recommendation(per_probe_norms, head, options),
-                      notes=notes + tuple(extra_notes))
+                      clip=clip_recommendation(gradients, head, options),
+                      caveats=probe_caveats(probe_used), notes=notes + tuple(extra_notes))
+
+
+def probe_caveats(probe: Probe | None) -> tuple[str, ...]:
+    """What a verdict on this probe rests on, when the probe is not the model's own data."""
+    if probe is None or probe.spec.kind != "gaussian" or probe.spec.input_scale == 0:
+        return ()
+    return (f"the verdicts rest on random Gaussian inputs (N(0, {probe.spec.input_scale:g}²)): "
+            "a model's own sequences can give another verdict (a character model can vanish on "
+            "Gaussian inputs and be healthy on its text); run with --inputs FILE.npy (real "
+            "sequences) or --tokens",)
 
 
 def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,

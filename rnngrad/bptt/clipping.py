@@ -1,10 +1,23 @@
-"""Gradient-norm statistics over the probe sequences -> a clipping threshold that names its rule.
+"""Gradient-norm statistics over the probe sequences -> a clip threshold that names its rule.
 
 Rules (docs/theory.md, "Clipping thresholds"):
 
 - ``pascanu``: Pascanu, Mikolov & Bengio 2013, Sec. 3.2: clip at about the average gradient
   norm; thresholds from half to ten times the average still converged in their experiments.
 - ``autoclip``: Seetharaman et al. 2020: the 10th percentile of the gradient norms seen.
+- ``horizon``: the average norm of the gradient backpropagated only over the lags where the
+  Jacobian product stays in the healthy band (``‖∂s_T/∂s_(T−ℓ)‖ ≤ --explode-above``), i.e.
+  truncated BPTT over that horizon. Where the full gradient explodes, its average is the
+  explosion itself (a ``max_norm`` of 10^19 clips nothing); the horizon gradient is the size
+  of the gradient's well-behaved part, the scale Pascanu et al.'s rule asks for.
+- ``auto`` (the default): ``pascanu`` when no analysed recurrence explodes, ``horizon`` when
+  one does.
+
+The *regime* says what the numbers rest on: ``healthy``; ``exploding`` (the full-window
+gradients explode: only the horizon rule gives a usable number); ``states-explode`` (the
+forward states themselves grow past ``--explode-above`` over the window: every gradient on this
+probe measures the explosion, and no threshold is given); ``overflow`` (the gradient norms
+leave float64). A ready ``clip_grad_norm_`` line is printed only for a usable number.
 
 The scale of a gradient norm follows the loss and the data: a number from random probes and
 a random readout is a starting point; ``--inputs`` with real data and ``--loss`` through the
@@ -25,6 +38,16 @@ from rnngrad.report import Record, finite_or_none
 class ClipRule(enum.StrEnum):
     PASCANU = "pascanu"
     AUTOCLIP = "autoclip"
+    HORIZON = "horizon"
+
+
+class ClipRegime(enum.StrEnum):
+    """What the gradient norms of the probe rest on."""
+
+    HEALTHY = "healthy"
+    EXPLODING = "exploding"
+    STATES_EXPLODE = "states-explode"
+    OVERFLOW = "overflow"
 
 
 RULE_TEXT = {
@@ -32,6 +55,9 @@ RULE_TEXT = {
                       "probes; 0.5x to 10x this value still converged in their experiments",
     ClipRule.AUTOCLIP: "AutoClip (Seetharaman et al. 2020): the 10th percentile of the "
                        "gradient norms over the probes",
+    ClipRule.HORIZON: "the average norm of the gradient backpropagated over the healthy "
+                      "horizon only (the lags where ‖∂s_T/∂s_(T−ℓ)‖ stays below "
+                      "--explode-above), the scale of the gradient's well-behaved part",
 }
 CAVEAT = ("the scale follows the loss and the data: run with --inputs (real sequences) and "
           "--loss through the model's head for the number to use in training")
@@ -39,14 +65,18 @@ CAVEAT = ("the scale follows the loss and the data: run with --inputs (real sequ
 
 @dataclass(frozen=True, kw_only=True)
 class ClipRecommendation(Record):
-    """A recommended ``max_norm`` and the statistics it came from (norms over probes).
+    """A recommended ``max_norm``, the statistics it came from, and what they rest on.
 
-    Statistics are over the finite per-probe norms; they are None when every norm overflowed
-    (``overflowed`` counts those), and ``norms`` holds None for an overflowed probe.
+    ``norms`` are the per-probe norms the rule used (the horizon gradient's for ``horizon``);
+    ``full_mean`` is the average norm of the whole gradient for comparison. Statistics are
+    over the finite norms and None when there is none; ``max_norm`` is None when no usable
+    threshold exists (``advice`` says why). ``horizon`` is the number of steps the horizon
+    gradient reaches back (None: the whole window).
     """
 
     rule: ClipRule
     rule_text: str
+    regime: ClipRegime
     loss: str
     probes: int
     max_norm: float | None
@@ -58,46 +88,61 @@ class ClipRecommendation(Record):
     spike_ratio: float | None
     clipped_share: float
     norms: tuple[float | None, ...]
+    full_mean: float | None = None
+    horizon: int | None = None
+    advice: str = ""
     caveat: str = CAVEAT
     overflowed: int = 0
 
     @property
+    def trusted(self) -> bool:
+        """The number does not rest on exploding gradients."""
+        return self.max_norm is not None and (self.regime == ClipRegime.HEALTHY
+                                              or self.rule == ClipRule.HORIZON)
+
+    @property
     def line(self) -> str:
         if self.max_norm is None:
-            return ("no clip threshold: every parameter-gradient norm overflows float64 on these "
-                    "probes; use shorter --steps")
+            return f"no clip threshold: {self.advice}"
         return f"torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={self.max_norm:.4g})"
 
     def json_extras(self) -> dict[str, Any]:
-        extras: dict[str, Any] = {"line": self.line}
+        extras: dict[str, Any] = {"line": self.line, "trusted": self.trusted}
         if self.max_norm is None:
-            extras.update({f"{name}_reason": "every probe's gradient norm overflowed float64"
-                           for name in ("max_norm", "mean", "median", "p10", "minimum",
-                                        "maximum", "spike_ratio")})
+            extras.update({f"{name}_reason": self.advice for name in (
+                "max_norm", "mean", "median", "p10", "minimum", "maximum", "spike_ratio")
+                if getattr(self, name) is None})
         elif self.spike_ratio is None:
             extras["spike_ratio_reason"] = "the median gradient norm is 0"
         return extras
 
 
-def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout") -> ClipRecommendation:
-    """The threshold by ``rule`` from the per-probe parameter-gradient norms."""
+def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout",
+              regime: ClipRegime = ClipRegime.HEALTHY, full_mean: float | None = None,
+              horizon: int | None = None, advice: str = "") -> ClipRecommendation:
+    """The threshold by ``rule`` from per-probe parameter-gradient norms (B,)."""
     rule = ClipRule(rule)
     values = np.asarray(norms, dtype=np.float64)
     finite = values[np.isfinite(values)]
     shown = tuple(finite_or_none(float(v)) for v in values)
-    if finite.size == 0:  # every probe's gradient overflowed: no statistic to give
-        return ClipRecommendation(
-            rule=rule, rule_text=RULE_TEXT[rule], loss=loss, probes=int(values.size),
-            max_norm=None, mean=None, median=None, p10=None, minimum=None, maximum=None,
-            spike_ratio=None, clipped_share=1.0, norms=shown, overflowed=int(values.size))
+    common = dict(rule=rule, rule_text=RULE_TEXT[rule], loss=loss, probes=int(values.size),
+                  norms=shown, full_mean=full_mean, horizon=horizon,
+                  overflowed=int(values.size - finite.size))
+    if finite.size == 0:
+        if regime != ClipRegime.STATES_EXPLODE:
+            regime = ClipRegime.OVERFLOW
+            advice = advice or ("every parameter-gradient norm overflows float64 on these "
+                                "probes; use shorter --steps")
+        return ClipRecommendation(**common, regime=regime, advice=advice, max_norm=None,
+                                  mean=None, median=None, p10=None, minimum=None, maximum=None,
+                                  spike_ratio=None, clipped_share=1.0)
     mean = float(np.mean(finite))
     p10 = float(np.percentile(finite, 10))
     median = float(np.median(finite))
-    max_norm = mean if rule == ClipRule.PASCANU else p10
+    max_norm = None if regime == ClipRegime.STATES_EXPLODE else (
+        p10 if rule == ClipRule.AUTOCLIP else mean)
     return ClipRecommendation(
-        rule=rule, rule_text=RULE_TEXT[rule], loss=loss, probes=int(values.size),
-        max_norm=max_norm, mean=mean, median=median, p10=p10, minimum=float(np.min(finite)),
-        maximum=float(np.max(finite)),
+        **common, regime=regime, advice=advice, max_norm=max_norm, mean=mean, median=median,
+        p10=p10, minimum=float(np.min(finite)), maximum=float(np.max(finite)),
         spike_ratio=float(np.max(finite) / median) if median > 0 else None,
-        clipped_share=float(np.mean(values > max_norm)),
-        norms=shown, overflowed=int(values.size - finite.size))
+        clipped_share=float(np.mean(values > max_norm)) if max_norm is not None else 0.0)

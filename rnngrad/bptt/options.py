@@ -18,7 +18,7 @@ from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 STATES = ("all", "h", "c")
 DTYPES = ("float64", "float32")
 LOSSES = ("readout", "mse", "ce")
-CLIP_RULES = ("pascanu", "autoclip")
+CLIP_RULES = ("auto", "pascanu", "autoclip", "horizon")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +31,8 @@ class BpttOptions(ReadOptions):
     thresholds on the per-lag norm (at the largest lag / at any lag); ``loss``: the probe loss
     for gradients and clipping (``readout``: a random unit readout of the top output; ``mse``,
     ``ce``: through the file's linear head, with ``targets`` or seeded random targets);
-    ``clip_rule``: how the clip threshold is chosen; ``modules``: analyse only these modules;
+    ``clip_rule``: how the clip threshold is chosen (:mod:`rnngrad.bptt.clipping`; ``auto``:
+    Pascanu's average while nothing explodes, the healthy-horizon gradient once something does); ``modules``: analyse only these modules;
     ``dtype``, ``device``: where and in which precision the analysis runs; ``max_memory``:
     GiB it may need before it is refused.
     """
@@ -43,7 +44,7 @@ class BpttOptions(ReadOptions):
     explode_above: float = 1e4
     loss: str = "readout"
     targets: str | None = None
-    clip_rule: str = "pascanu"
+    clip_rule: str = "auto"
     modules: tuple[str, ...] = ()
     dtype: str = "float64"
     device: str = "cpu"

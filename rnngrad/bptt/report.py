@@ -119,11 +119,13 @@ class RecurrenceProfile(Record):
 @dataclass(frozen=True, kw_only=True)
 class BpttReport(Document):
     """The profile of every analysed recurrence, the probe really used, the options, and the
-    clip recommendation (None when nothing could be run)."""
+    clip recommendation (None when nothing could be run). ``caveats`` say what the verdicts
+    rest on (shown with every format, even ``--quiet``); ``notes`` how the file was read."""
 
     command = "bptt"
     probe: ProbeEcho | None
     options: BpttOptions
     recurrences: tuple[RecurrenceProfile, ...]
     clip: ClipRecommendation | None
+    caveats: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()

@@ -46,5 +46,24 @@ def profile_verdict(rows, *, vanish_below: float, explode_above: float) -> tuple
                                     "step): the long-range gradient vanishes")
     return HEALTHY, (f"‖∂s_T/∂s_(T−ℓ)‖ stays between {vanish_below:g} and {explode_above:g} "
                      f"up to lag {last.lag} (10^{last_log:.3g} there, ×{rate:.4g} per "
-                     "step)")
+                     "step)" + _trend(last.lag, last_log, rate, vanish_below, explode_above))
+
+
+# A per-step rate this far from 1 is a trend worth naming, even inside the healthy band.
+TREND = 0.01
+
+
+def _trend(lag: int, log_norm: float, rate: float, vanish_below: float,
+           explode_above: float) -> str:
+    """Where a healthy profile is heading: the lag at which it would leave the band."""
+    if not math.isfinite(log_norm) or abs(rate - 1) <= TREND:
+        return ""
+    per_step = math.log10(rate)
+    target = math.log10(explode_above if rate > 1 else vanish_below)
+    reach = lag + (target - log_norm) / per_step
+    word = "growing" if rate > 1 else "decaying"
+    limit = "explode-above" if rate > 1 else "vanish-below"
+    return (f", but {word} ×{rate:.4g} per step: at this rate it crosses {limit} "
+            f"({10 ** target:g}) near lag {math.ceil(reach)}; check longer lags or the "
+            "sequences you train on")
 

@@ -35,13 +35,21 @@ class Trace:
     caches: list
 
 
-def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor) -> Trace:
-    """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order."""
+def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, *,
+                   horizon: int | None = None) -> Trace:
+    """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order.
+
+    ``horizon``: truncated backpropagation: the state is detached before step T − horizon + 1,
+    so gradients reach back at most ``horizon`` steps (None: all the way).
+    """
     drive = weights.input_drive(inputs)
     state = inputs.new_zeros(inputs.shape[0], rec.state_size)
     outputs, caches = [], []
     equations = rec.equations
+    cut = None if horizon is None else inputs.shape[1] - horizon
     for t in range(inputs.shape[1]):
+        if t == cut:
+            state = state.detach()
         state, cache = equations.step(weights, drive[:, t], state, rec.nonlinearity)
         if not torch.isfinite(state).all():
             raise ForwardOverflow(t + 1)
@@ -50,14 +58,17 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor) 
     return Trace(outputs=torch.stack(outputs, dim=1), final_state=state, caches=caches)
 
 
-def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
-              inputs: torch.Tensor) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
+def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor, *,
+              horizon: int | None = None,
+              ) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
     """Run a stacked, possibly bidirectional module exactly as PyTorch does.
 
     ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
     concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
     time-reversed sequence. Returns each recurrence's trace with the inputs it saw (in its own
-    time order) and the module's output sequence (B, T, D·P).
+    time order) and the module's output sequence (B, T, D·P). ``horizon`` truncates the
+    forward directions' backpropagation to that many steps (the output at T of a reverse
+    direction depends on no earlier step).
     """
     traces: dict[Recurrence, tuple[Trace, torch.Tensor]] = {}
     current = inputs
@@ -65,7 +76,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
         outs = []
         for rec, weights in directions:
             seen = current.flip(1) if rec.direction == "reverse" else current
-            trace = run_recurrence(rec, weights, seen)
+            trace = run_recurrence(rec, weights, seen,
+                                   horizon=horizon if rec.direction == "forward" else None)
             traces[rec] = (trace, seen)
             outs.append(trace.outputs.flip(1) if rec.direction == "reverse" else trace.outputs)
         current = torch.cat(outs, dim=-1)

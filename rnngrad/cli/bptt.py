@@ -93,7 +93,7 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
             from rnngrad.bptt.directions import save_directions as write_directions
 
             write_directions(report, save_directions)
-        emit(report, format, output)
+        emit(report, format, output, quiet=quiet)
         if plot is not None:
             from rnngrad.plots import save_plot
 

@@ -107,7 +107,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
             from rnngrad.cli.common import write_output
 
             write_output(write_baseline, baseline_text(report), "--write-baseline")
-        emit(report, format, output)
+        emit(report, format, output, quiet=quiet)
         if plot is not None:
             from rnngrad.plots import save_plot
 

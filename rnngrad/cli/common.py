@@ -180,11 +180,16 @@ def fail(message: str, hint: str, *, json_mode: bool) -> None:
 # --- output ---------------------------------------------------------------------------------
 
 
-def emit(report: Any, fmt: Any, output: Path | None) -> None:
-    """Render ``report`` in ``fmt`` to ``output`` (a file) or stdout."""
+def emit(report: Any, fmt: Any, output: Path | None, *, quiet: bool = False) -> None:
+    """Render ``report`` in ``fmt`` to ``output`` (a file) or stdout; ``quiet`` leaves the
+    notes out of the table and Markdown (machine formats keep everything)."""
+    from dataclasses import replace
+
     from rnngrad.render import renderer
 
     fmt_name = value(fmt)
+    if quiet and fmt_name in ("table", "markdown") and getattr(report, "notes", None):
+        report = replace(report, notes=())
     if fmt_name == "table" and output is None:
         from rich.console import Console
 

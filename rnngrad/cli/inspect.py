@@ -20,4 +20,4 @@ def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOp
         options = ReadOptions(**given(ReadOptions, keys=key, activation=activation, leak=leak,
                                       map=map_file))
         report = inspect(model_path(model), options)
-        emit(report, format, output)
+        emit(report, format, output, quiet=quiet)

@@ -43,7 +43,7 @@ def command(model: ModelArg = None,
                                           max_memory=max_memory, values=plot is not None))
         with progress(quiet, "spectrum") as on_progress:
             report = spectrum(model_path(model), options, on_progress=on_progress)
-        emit(report, format, output)
+        emit(report, format, output, quiet=quiet)
         if plot is not None:
             from rnngrad.plots import save_plot
 

@@ -22,6 +22,7 @@ MAX_ROWS = 12
 def bptt_view(report: BpttReport) -> Group:
     parts: list[Any] = [model_line(report, "bptt"), Text(probe_line(report.probe), style="dim"),
                         _summary(report)]
+    parts += [Text(f"caveat: {plain(caveat)}", style="yellow") for caveat in report.caveats]
     for item in report.recurrences:
         parts.append(_details(item))
     if report.clip is not None:
@@ -90,7 +91,7 @@ def _details(item: RecurrenceProfile) -> Group:
         extra.append(f"  W_hh gradient from lags > 10: {item.share_beyond_10:.1%}, > 100: "
                      f"{item.share_beyond_100:.1%}\n")
     if item.directions is not None:
-        extra.append(_directions(item.directions))
+        extra.append(_directions(item.directions, item.verdict))
     return Group(head, table, extra)
 
 
@@ -107,9 +108,16 @@ def _value(value: float | None, log10: float | None) -> str:
     return "0" if log10 is None else f"10^{log10:.1f}"
 
 
-def _directions(d) -> str:
+# The top singular direction of ∂s_T/∂s_(T−ℓ) is the one the gradient keeps best: it explodes
+# only when the profile does.
+DIRECTION_WORDS = {"exploding": "exploding direction", "vanishing": "most persistent direction",
+                   "healthy": "direction of largest gain"}
+
+
+def _directions(d: Any, verdict: str) -> str:
     sigma = _value(power10(d.log10_sigma), d.log10_sigma)
-    return (f"  exploding direction at lag {d.lag} (σ = {sigma}): "
+    return (f"  {DIRECTION_WORDS.get(str(verdict), 'top direction')} at lag {d.lag} "
+            f"(σ = {sigma}): "
             f"units {', '.join(map(str, d.top_units_right))} at T−ℓ → "
             f"{', '.join(map(str, d.top_units_left))} at T; consistency over probes "
             f"{d.consistency_right:.2f}\n  |cos| with the leading eigenvectors of the "
@@ -117,13 +125,23 @@ def _directions(d) -> str:
             f"(at T): {d.alignment}\n")
 
 
-def _clip(clip) -> Text:
-    return Text.assemble(
-        ("Gradient clipping\n", "bold"),
-        f"  parameter-gradient norm over {clip.probes} probes ({plain(clip.loss)} loss): mean "
+def _clip(clip: Any) -> Text:
+    """The clip recommendation: the norms, the rule and what it rests on, then the line."""
+    what = "gradient over the healthy horizon" if clip.horizon else "parameter-gradient norm"
+    text = Text.assemble(
+        ("Gradient clipping", "bold"), f" ({clip.regime})\n",
+        f"  {what} over {clip.probes} probes ({plain(clip.loss)} loss): mean "
         f"{fmt(clip.mean)}, median {fmt(clip.median)}, 10th pct {fmt(clip.p10)}, max "
-        f"{fmt(clip.maximum)}; spike ratio max/median {fmt(clip.spike_ratio)}\n",
-        f"  recommended max_norm = {fmt(clip.max_norm)} by {clip.rule_text}; it would clip "
-        f"{clip.clipped_share:.0%} of the probes\n",
-        (f"  {clip.line}\n", "green"),
-        (f"  note: {clip.caveat}", "dim"))
+        f"{fmt(clip.maximum)}; spike ratio max/median {fmt(clip.spike_ratio)}\n")
+    if clip.advice:
+        text.append(f"  {plain(clip.advice)}\n", style="yellow" if not clip.trusted else "")
+    if clip.max_norm is None:
+        text.append("  no clip threshold can be recommended from this probe\n", style="bold yellow")
+    else:
+        text.append(f"  recommended max_norm = {fmt(clip.max_norm)} by {clip.rule_text}; it would "
+                    f"clip {clip.clipped_share:.0%} of the probes\n")
+        text.append(f"  {clip.line}" + ("" if clip.trusted else "   # rests on exploding "
+                                                              "gradients, see above") + "\n",
+                    style="green" if clip.trusted else "yellow")
+    text.append(f"  note: {clip.caveat}", style="dim")
+    return text

@@ -11,51 +11,49 @@ from rich.text import Text
 
 from rnngrad.render.numbers import fmt
 from rnngrad.render.text import cell, plain
-from rnngrad.render.trend import trend_rows
+from rnngrad.render.trend import (FIGURES_FOOTNOTE, figure_rows, figures_title, legend,
+                                   model_ids, summary_text)
 
 
 def check_view(report: Any) -> Group:
+    ids = model_ids(report)
     parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
         f"  {len(report.models)} model(s); config: {plain(report.config_source or 'none')}"
         + (f"; baseline: {plain(report.baseline)}" if report.baseline else ""), "dim"))]
+    if report.results:
+        parts.append(_results_table(report, ids))
+    for result in report.failed:
+        parts.append(Text(f"FAIL {plain(ids.get(result.model, result.model))} "
+                          f"{plain(result.recurrence)} {result.threshold}: "
+                          f"{plain(result.message)}", style="red"))
+    if report.models and (len(report.models) > 1 or not report.results):
+        parts.append(_figures_table(report))
+        parts.append(Text(FIGURES_FOOTNOTE, style="dim"))
+    names = legend(ids)
+    if names:
+        parts.append(Text("models: " + "; ".join(plain(line) for line in names), style="dim"))
+    style = "bold red" if report.failed else "bold green" if report.results else "bold yellow"
+    parts.append(Text(summary_text(report), style=style))
+    return Group(*parts)
+
+
+def _results_table(report: Any, ids: dict[str, str]) -> Table:
     table = Table(title="Thresholds", title_justify="left")
-    for column in ("model", "recurrence", "threshold", "value", "limit", ""):
+    for column in ("model", "recurrence", "threshold", "value", "limit", "result"):
         table.add_column(column, justify="right" if column in ("value", "limit") else "left",
                          overflow="fold")
     for result in report.results:
         mark = Text("pass", style="green") if result.passed else Text("FAIL", style="bold red")
-        table.add_row(cell(_short(result.model)), cell(result.recurrence), str(result.threshold),
-                      fmt(result.value), fmt(result.limit), mark)
-    if report.results:
-        parts.append(table)
-    else:
-        parts.append(Text("no thresholds configured: figures only (set e.g. explode-above in "
-                          "[tool.rnngrad])", style="yellow"))
-    for result in report.failed:
-        parts.append(Text(f"FAIL {plain(_short(result.model))} {plain(result.recurrence)} "
-                          f"{result.threshold}: {plain(result.message)}", style="red"))
-    if len(report.models) > 1 or not report.results:
-        parts.append(_trend_table(report))
-    summary = (Text(f"{len(report.failed)} of {len(report.results)} checks failed",
-                    style="bold red") if report.failed else
-               Text(f"all {len(report.results)} checks passed", style="bold green"))
-    parts.append(summary)
-    return Group(*parts)
-
-
-def _trend_table(report) -> Table:
-    table = Table(title="Key figures by model (in order)", title_justify="left")
-    for column in ("model", "recurrence", "ρ", "γσ_max", "log10 ‖·‖ last", "verdict"):
-        table.add_column(column, justify="left" if column in ("model", "recurrence", "verdict")
-                         else "right", overflow="fold")
-    for row in trend_rows(report):
-        table.add_row(cell(_short(row[0])), *(cell(value) for value in row[1:]))
+        table.add_row(cell(ids.get(result.model, result.model)), cell(result.recurrence),
+                      str(result.threshold), fmt(result.value), fmt(result.limit), mark)
     return table
 
 
-def _short(path: str) -> str:
-    """The file name, cut to 22 characters, so the table fits 80 columns."""
-    from pathlib import Path
-
-    name = Path(path).name
-    return name if len(name) <= 22 else name[:10] + "…" + name[-11:]
+def _figures_table(report: Any) -> Table:
+    table = Table(title=figures_title(report), title_justify="left")
+    for column in ("model", "recurrence", "ρ", "γσ_max", "log10 ‖·‖ last", "verdict"):
+        table.add_column(column, justify="left" if column in ("model", "recurrence", "verdict")
+                         else "right", overflow="fold")
+    for row in figure_rows(report):
+        table.add_row(*(cell(value) for value in row))
+    return table

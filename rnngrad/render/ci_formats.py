@@ -8,7 +8,6 @@ recurrence fails it), with ``<failure>`` elements listing the failing recurrence
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 from xml.etree import ElementTree
 
@@ -48,34 +47,35 @@ def render_github(report: Any) -> str:
         title = f"rnngrad {result.threshold} ({result.recurrence})"
         lines.append(f"::error file={escape_property(result.model)},"
                      f"title={escape_property(title)}::{escape_data(result.message)}")
-    total, failed = len(report.results), len(report.failed)
-    summary = (f"rnngrad check: {failed} of {total} checks failed" if failed
-               else f"rnngrad check: all {total} checks passed")
-    lines.append(f"::notice title=rnngrad check::{escape_data(summary)}")
+    from rnngrad.render.trend import summary_text
+
+    lines.append(f"::notice title=rnngrad check::{escape_data('rnngrad check: ' + summary_text(report))}")
     return "\n".join(lines) + "\n"
 
 
 def render_junit(report: Any) -> str:
-    cases: dict[tuple[str, str], list] = defaultdict(list)
-    for result in report.results:
-        cases[(result.model, result.threshold)].append(result)
-    failures = sum(any(not r.passed for r in group) for group in cases.values())
-    suites = ElementTree.Element("testsuites", name="rnngrad", tests=str(len(cases)),
+    """One ``<testcase>`` per result (model × recurrence × threshold), as the JSON counts them;
+    classname ``rnngrad.<model>``, name ``<threshold> <recurrence>``."""
+    failures = len(report.failed)
+    total = len(report.results)
+    suites = ElementTree.Element("testsuites", name="rnngrad", tests=str(total),
                                  failures=str(failures))
-    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check",
-                                   tests=str(len(cases)), failures=str(failures), errors="0",
-                                   skipped="0")
-    for (model, threshold), group in cases.items():
-        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{model}",
-                                      name=threshold)
-        bad = [r for r in group if not r.passed]
-        if bad:
-            failure = ElementTree.SubElement(case, "failure", type=threshold,
-                                             message=bad[0].message)
-            failure.text = "\n".join(f"{r.recurrence}: {r.message}" for r in bad)
+    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check", tests=str(total),
+                                   failures=str(failures), errors="0", skipped="0")
+    for result in report.results:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{_xml(result.model)}",
+                                      name=_xml(f"{result.threshold} {result.recurrence}"))
+        if result.passed:
+            ElementTree.SubElement(case, "system-out").text = _xml(result.message)
         else:
-            out = ElementTree.SubElement(case, "system-out")
-            out.text = "\n".join(f"{r.recurrence}: {r.message}" for r in group)
+            failure = ElementTree.SubElement(case, "failure", type=str(result.threshold),
+                                             message=_xml(result.message))
+            failure.text = _xml(f"{result.recurrence}: {result.message}")
     ElementTree.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
         suites, encoding="unicode") + "\n"
+
+
+def _xml(text: str) -> str:
+    """Text XML 1.0 can hold: file text made plain (no control characters)."""
+    return plain(text, newlines=True).replace("\r", "")

@@ -110,26 +110,36 @@ def _bptt(report: Any) -> str:
                          _log_text(row.norm, row.log10_norm),
                          "−∞" if row.log10_norm is None else f"{row.log10_norm:.3f}",
                          fmt(row.rate), str(row.flag or "")])
+    out += "".join(f"> **Caveat:** {md(caveat)}\n\n" for caveat in report.caveats)
     out += table(["recurrence", "lag", "norm", "log10", "per step", "flag"], rows)
     out += "\n" + table(["recurrence", "state", "verdict", "why"],
                         [[md(item.recurrence.label), item.state, f"**{item.verdict}**",
                           md(item.reason)] for item in report.recurrences])
-    if report.clip is not None:
-        out += f"\nClip: {code(report.clip.line)} ({md(report.clip.rule_text)}).\n"
+    clip = report.clip
+    if clip is not None and clip.max_norm is not None:
+        out += f"\nClip ({clip.regime}): {code(clip.line)} ({md(clip.rule_text)}).\n"
+    if clip is not None and clip.advice:
+        out += f"\n{'**No clip threshold:** ' if clip.max_norm is None else ''}{md(clip.advice)}.\n"
     return out + _notes(report.notes)
 
 
 def _check(report: Any) -> str:
-    from rnngrad.render.trend import trend_rows
+    from rnngrad.render.trend import (FIGURES_FOOTNOTE, figure_rows, figures_title, legend,
+                                      model_ids, summary_text)
 
-    failed = len(report.failed)
-    head = (f"## rnngrad check: {failed} of {len(report.results)} checks failed\n\n" if failed
-            else f"## rnngrad check: all {len(report.results)} checks passed\n\n")
-    rows = [[code(r.model), md(r.recurrence), str(r.threshold), fmt(r.value), fmt(r.limit),
-             "✅ pass" if r.passed else "❌ **FAIL**", md(r.message)] for r in report.results]
-    out = head + table(["model", "recurrence", "threshold", "value", "limit", "", "meaning"], rows)
-    if len(report.models) > 1:
-        out += "\n" + table(["model", "recurrence", "ρ", "γσ_max", "log10 norm last", "verdict"],
-                            [[code(r[0]), md(r[1]), *r[2:]]
-                             for r in trend_rows(report)])
-    return out
+    ids = model_ids(report)
+    out = f"## rnngrad check: {md(summary_text(report))}\n\n"
+    if report.results:
+        rows = [[md(ids.get(r.model, r.model)), md(r.recurrence), str(r.threshold), fmt(r.value),
+                 fmt(r.limit), "✅ pass" if r.passed else "❌ **FAIL**", md(r.message)]
+                for r in report.results]
+        out += table(["model", "recurrence", "threshold", "value", "limit", "result", "meaning"],
+                     rows)
+    if report.models and (len(report.models) > 1 or not report.results):
+        out += f"\n**{md(figures_title(report))}**\n\n"
+        out += table(["model", "recurrence", "ρ", "γσ_max", "log10 norm last", "verdict"],
+                     [[md(value) for value in row] for row in figure_rows(report)])
+        out += f"\n{md(FIGURES_FOOTNOTE)}\n"
+    out += "".join(f"\n- {code(line.split(' = ', 1)[0])} = {code(line.split(' = ', 1)[1])}"
+                   for line in legend(ids))
+    return out + "\n"
