@@ -50,14 +50,15 @@ def run(args: list[str]) -> None:
     common.DEBUG = "--debug" in args
     args = [arg for arg in args if arg != "--debug"]
     json_mode = _json_requested(args)
+    if not args:  # bare `rnngrad`: the help, as asked for, not an error
+        args = ["--help"]
     try:
         code = app(args=args, prog_name="rnngrad", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("rnngrad: aborted\n")
         sys.exit(130)
     except UsageError as exc:
-        command = exc.ctx.info_name if exc.ctx is not None and exc.ctx.parent else ""
-        _exit_with(exc.format_message(), " ".join(f"see `rnngrad {command} --help`".split()),
+        _exit_with(exc.format_message().rstrip("."), f"see `{_command_path(exc, args)} --help`",
                    json_mode)
     except ClickException as exc:
         _exit_with(exc.format_message(), "see `rnngrad --help`", json_mode)
@@ -71,6 +72,17 @@ def run(args: list[str]) -> None:
         _exit_with(f"internal error: {type(exc).__name__}: {exc}",
                    "rerun with --debug and report the traceback", json_mode)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _command_path(exc: UsageError, args: list[str]) -> str:
+    """``rnngrad CMD`` for the command a usage error belongs to (``rnngrad`` at the root)."""
+    from rnngrad.cli import bptt, check, inspect, spectrum
+
+    names = {module.NAME for module in (inspect, spectrum, bptt, check)}
+    if exc.ctx is not None and exc.ctx.parent is not None:
+        return f"rnngrad {exc.ctx.info_name}"
+    command = next((arg for arg in args if not arg.startswith("-")), "")
+    return f"rnngrad {command}" if command in names else "rnngrad"
 
 
 def _exit_with(message: str, hint: str, json_mode: bool) -> None:

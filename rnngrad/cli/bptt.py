@@ -13,8 +13,8 @@ from rnngrad.cli.common import (BPTT, THRESHOLDS_PANEL, ActivationOpt, BatchOpt,
                                 BurnInOpt, Format, FormatOpt, InputScaleOpt, InputsOpt, KeyOpt,
                                 LagsOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt,
                                 PlotOpt, QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
-                                check_plot, default, emit, given, handled, model_path,
-                                probe_spec, progress, value)
+                                check_plot, emit, given, handled, model_path,
+                                probe_spec, progress, value, with_default)
 
 NAME = "bptt"
 State = Enum("State", {name: name for name in STATES}, type=str)
@@ -40,33 +40,35 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
             tokens_file: TokensFileOpt = None, batch: BatchOpt = None, steps: StepsOpt = None,
             burn_in: BurnInOpt = None, seed: SeedOpt = None, input_scale: InputScaleOpt = None,
             state: Annotated[Optional[State], typer.Option(
-                help="LSTM: all = \\[h; c], or the h or c block.",
-                show_default=BPTT.state)] = None,
+                help=with_default("LSTM: all = \\[h; c], or the h or c block.", BPTT.state))
+                             ] = None,
             vanish_below: Annotated[Optional[float], typer.Option(
-                help="Vanishing when the norm at the largest lag is below this.",
-                rich_help_panel=THRESHOLDS_PANEL, show_default=default(BPTT.vanish_below))] = None,
+                help=with_default("Vanishing when the norm at the largest lag is below this.",
+                                  BPTT.vanish_below), rich_help_panel=THRESHOLDS_PANEL)] = None,
             explode_above: Annotated[Optional[float], typer.Option(
-                help="Exploding when the norm at any lag is above this.",
-                rich_help_panel=THRESHOLDS_PANEL,
-                show_default=default(BPTT.explode_above))] = None,
+                help=with_default("Exploding when the norm at any lag is above this.",
+                                  BPTT.explode_above), rich_help_panel=THRESHOLDS_PANEL)] = None,
             loss: Annotated[Optional[Loss], typer.Option(
-                help="Probe loss: random unit readout of s_T, or MSE / cross-entropy through "
-                     "the file's head.", rich_help_panel=THRESHOLDS_PANEL,
-                show_default=BPTT.loss)] = None,
+                help=with_default("Probe loss: random unit readout of s_T, or MSE / "
+                                  "cross-entropy through the file's head.", BPTT.loss),
+                rich_help_panel=THRESHOLDS_PANEL)] = None,
             targets: Annotated[Optional[Path], typer.Option(
-                help="Targets .npy for --loss mse (B, C) or ce (B,).",
+                help="Targets .npy for --loss mse (B, C) or ce (B,).", metavar="FILE.npy",
                 rich_help_panel=THRESHOLDS_PANEL)] = None,
             clip_rule: Annotated[Optional[ClipRule], typer.Option(
-                help="Rule for the clip threshold.", rich_help_panel=THRESHOLDS_PANEL,
-                show_default=BPTT.clip_rule)] = None,
+                help=with_default("Rule for the clip threshold: auto = pascanu while nothing "
+                                  "explodes, horizon once gradients do.", BPTT.clip_rule),
+                rich_help_panel=THRESHOLDS_PANEL)] = None,
             module: Annotated[Optional[list[str]], typer.Option(
-                "--module", help="Analyse only this module (repeatable).")] = None,
+                "--module", help="Analyse only this module (repeatable).", metavar="NAME")
+                              ] = None,
             save_directions: Annotated[Optional[Path], typer.Option(
-                help="Write the exploding directions to this .safetensors file.")] = None,
+                help="Write the top singular directions to this .safetensors file.",
+                metavar="FILE")] = None,
             dtype: Annotated[Optional[Dtype], typer.Option(
-                help="Precision of the analysis.", show_default=BPTT.dtype)] = None,
+                help=with_default("Precision of the analysis.", BPTT.dtype))] = None,
             device: Annotated[Optional[str], typer.Option(
-                help="cpu or cuda.", show_default=BPTT.device)] = None,
+                help=with_default("cpu or cuda.", BPTT.device))] = None,
             max_memory: MaxMemoryOpt = None,
             key: KeyOpt = None, activation: ActivationOpt = None,
             leak: LeakOpt = None, map_file: MapOpt = None,

@@ -10,10 +10,12 @@ import typer
 
 from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, BatchOpt, InputScaleOpt, LagsOpt,
                                 LeakOpt, MapOpt, OutputOpt, PlotOpt, QuietOpt, SeedOpt, StepsOpt,
-                                check_plot, emit, handled, progress, value)
+                                check_plot, emit, handled, progress, value, with_default)
 from rnngrad.errors import OptionError
+from rnngrad.gate.config import CheckConfig
 
 NAME = "check"
+GATE = CheckConfig()
 CONFIG_PANEL = "Configuration and baseline"
 
 
@@ -32,7 +34,7 @@ class CheckFailOn(str, Enum):
 
 def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help="Weights files, folders or globs (default: `models` in the config).",
-                show_default=False)] = None,
+                show_default=False, metavar="MODEL...")] = None,
             config: Annotated[Optional[Path], typer.Option(
                 help="TOML file with \\[tool.rnngrad] (default: the nearest pyproject.toml).",
                 rich_help_panel=CONFIG_PANEL)] = None,
@@ -57,13 +59,16 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help="Save the measured figures as a baseline.",
                 rich_help_panel=CONFIG_PANEL)] = None,
             radius_tolerance: Annotated[Optional[float], typer.Option(
-                help="Baseline: allowed relative rise of ρ (default 0.05).",
+                help=with_default("Baseline: allowed relative rise of ρ.",
+                                  GATE.radius_tolerance),
                 rich_help_panel=CONFIG_PANEL)] = None,
             norm_drop: Annotated[Optional[float], typer.Option(
-                help="Baseline: allowed drop factor of the last-lag norm (default 10).",
+                help=with_default("Baseline: allowed drop factor of the last-lag norm.",
+                                  GATE.norm_drop),
                 rich_help_panel=CONFIG_PANEL)] = None,
             norm_rise: Annotated[Optional[float], typer.Option(
-                help="Baseline: allowed rise factor of the largest norm (default 10).",
+                help=with_default("Baseline: allowed rise factor of the largest norm.",
+                                  GATE.norm_rise),
                 rich_help_panel=CONFIG_PANEL)] = None,
             format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")
                               ] = CheckFormat.table,

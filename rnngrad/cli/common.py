@@ -31,9 +31,11 @@ THRESHOLDS_PANEL = "Thresholds and loss"
 READING_PANEL = "Reading the model"
 
 
-def default(value: Any) -> str:
-    """A default as ``--help`` shows it."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def with_default(text: str, value: Any) -> str:
+    """Help text ending in the default as ``--help`` shows it (read from the options
+    dataclasses; the option itself defaults to None, "not given")."""
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} \\[default: {shown}]"
 
 
 class Format(str, Enum):
@@ -49,57 +51,60 @@ class Activation(str, Enum):
 
 ModelArg = Annotated[Optional[Path], typer.Argument(
     help="Weights file: .safetensors, .pt/.pth/.bin state dict, .npz, Keras .h5/.keras, or "
-         ".onnx (default: the first of `models` in \\[tool.rnngrad]).", show_default=False)]
+         ".onnx (default: the one model `models` in \\[tool.rnngrad] names).",
+    show_default=False, metavar="MODEL")]
 LeakOpt = Annotated[Optional[float], typer.Option(
     "--leak", help="Run Elman layers as leaky rate cells x' = (1−α)x + α(W φ(x) + W_in u + b) "
                    "with α = dt/τ in (0, 1]; also overrides α of mapped/recognised rate models.",
-    rich_help_panel=READING_PANEL)]
+    metavar="ALPHA", rich_help_panel=READING_PANEL)]
 MapOpt = Annotated[Optional[Path], typer.Option(
     "--map", help="TOML file describing a research checkpoint's recurrence: recurrent/input/bias "
                   "arrays, nonlinearity, leak (or dt, tau), orientation.",
-    rich_help_panel=READING_PANEL)]
+    metavar="FILE.toml", rich_help_panel=READING_PANEL)]
 KeyOpt = Annotated[Optional[list[str]], typer.Option(
-    "--key", help="Analyse this square matrix as W_rec (repeatable).",
+    "--key", help="Analyse this square matrix as W_rec (repeatable).", metavar="NAME",
     rich_help_panel=READING_PANEL)]
 ActivationOpt = Annotated[Optional[Activation], typer.Option(
     "--activation", help="Nonlinearity of Elman layers (default: what the file says, else "
                          "tanh).", rich_help_panel=READING_PANEL)]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 OutputOpt = Annotated[Optional[Path], typer.Option(
-    "--output", "-o", help="Write the output to FILE instead of stdout.")]
+    "--output", "-o", help="Write the output to FILE instead of stdout.", metavar="FILE")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 PlotOpt = Annotated[Optional[str], typer.Option(
-    "--plot", help='Draw the result: FILE.png, FILE.svg, or "term" (needs rnngrad\\[plot]).')]
+    "--plot", help='Draw the result: FILE.png, FILE.svg, or "term" (needs rnngrad\\[plot]).',
+    metavar="TARGET")]
 MaxMemoryOpt = Annotated[Optional[float], typer.Option(
-    "--max-memory", help="Refuse analyses needing more GiB (estimated before allocating).",
-    show_default=default(SPECTRUM.max_memory))]
+    "--max-memory", metavar="GIB",
+    help=with_default("Refuse analyses needing more GiB (estimated before allocating).",
+                      SPECTRUM.max_memory))]
 LagsOpt = Annotated[Optional[str], typer.Option(
-    "--lags", "-l", help="Lags: 1..100, 1..1000:10, 1,2,5,10 or log:1..1000:20.",
-    show_default=BPTT.lags)]
+    "--lags", "-l", metavar="SPEC",
+    help=with_default("Lags: 1..100, 1..1000:10, 1,2,5,10 or log:1..1000:20.", BPTT.lags))]
 InputsOpt = Annotated[Optional[Path], typer.Option(
-    "--inputs", help="Probe sequences .npy, (B, T, I) or (T, I).", rich_help_panel=PROBE_PANEL)]
+    "--inputs", help="Probe sequences .npy, (B, T, I) or (T, I).", metavar="FILE.npy",
+    rich_help_panel=PROBE_PANEL)]
 TokensOpt = Annotated[bool, typer.Option(
     "--tokens", help="Random token ids through the file's embedding.",
     rich_help_panel=PROBE_PANEL)]
 TokensFileOpt = Annotated[Optional[Path], typer.Option(
-    "--tokens-file", help="Token ids .npy (B, T) through the embedding.",
+    "--tokens-file", help="Token ids .npy (B, T) through the embedding.", metavar="FILE.npy",
     rich_help_panel=PROBE_PANEL)]
 BatchOpt = Annotated[Optional[int], typer.Option(
-    "--batch", help="Probe sequences.", rich_help_panel=PROBE_PANEL,
-    show_default=default(PROBE.batch))]
+    "--batch", help=with_default("Probe sequences.", PROBE.batch), rich_help_panel=PROBE_PANEL)]
 StepsOpt = Annotated[Optional[int], typer.Option(
-    "--steps", help="Analysed steps, the longest lag possible.", rich_help_panel=PROBE_PANEL,
-    show_default="the largest lag")]
+    "--steps", help=with_default("Analysed steps, the longest lag possible.", "the largest lag"),
+    rich_help_panel=PROBE_PANEL)]
 BurnInOpt = Annotated[Optional[int], typer.Option(
-    "--burn-in", help="Steps run before the analysed window, so the state leaves zero.",
-    rich_help_panel=PROBE_PANEL,
-    show_default=f"{DEFAULT_BURN_IN} for {LONG_PROBE}+ steps, else 0")]
+    "--burn-in", rich_help_panel=PROBE_PANEL,
+    help=with_default("Steps run before the analysed window, so the state leaves zero.",
+                      f"{DEFAULT_BURN_IN} for {LONG_PROBE}+ steps, else 0"))]
 SeedOpt = Annotated[Optional[int], typer.Option(
-    "--seed", help="Seed of the probe, readout and random targets.",
-    rich_help_panel=PROBE_PANEL, show_default=default(PROBE.seed))]
+    "--seed", help=with_default("Seed of the probe, readout and random targets.", PROBE.seed),
+    rich_help_panel=PROBE_PANEL)]
 InputScaleOpt = Annotated[Optional[float], typer.Option(
-    "--input-scale", help="Standard deviation of Gaussian inputs.", rich_help_panel=PROBE_PANEL,
-    show_default=default(PROBE.input_scale))]
+    "--input-scale", help=with_default("Standard deviation of Gaussian inputs.",
+                                       PROBE.input_scale), rich_help_panel=PROBE_PANEL)]
 
 
 def value(option: Any) -> Any:

@@ -9,7 +9,8 @@ import typer
 
 from rnngrad.cli.common import (SPECTRUM, ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt,
                                 MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt,
-                                check_plot, default, emit, given, handled, model_path, progress)
+                                check_plot, emit, given, handled, model_path, progress,
+                                with_default)
 from rnngrad.spectrum.options import SpectrumOptions
 
 NAME = "spectrum"
@@ -21,8 +22,8 @@ FailOn = Enum("FailOn", {name: name for name in (
 
 def command(model: ModelArg = None,
             top: Annotated[Optional[int], typer.Option(
-                "--top", "-k", help="How many eigenvalues to list per block.",
-                show_default=default(SPECTRUM.top))] = None,
+                "--top", "-k", help=with_default("How many eigenvalues to list per block.",
+                                                 SPECTRUM.top))] = None,
             key: KeyOpt = None, activation: ActivationOpt = None,
             leak: LeakOpt = None, map_file: MapOpt = None,
             format: FormatOpt = Format.table, output: OutputOpt = None,
