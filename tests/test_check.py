@@ -300,9 +300,39 @@ def _action_step(name: str) -> dict:
     return next(step for step in action["runs"]["steps"] if step.get("name") == name)
 
 
-def test_action_installs_cpu_torch():
+def test_action_installs_cpu_torch_and_the_readers():
     step = _action_step("Install rnngrad with CPU PyTorch")
-    assert "download.pytorch.org/whl/cpu" in step["run"]
+    assert "download.pytorch.org/whl/cpu" in step["run"] and "[keras,onnx]" in step["run"]
+
+
+@pytest.mark.slow
+def test_action_turns_an_error_into_an_annotation(project):
+    """Exit 2 (a bad option here; a broken file alike) fails the run with an ::error line."""
+    step = _action_step("rnngrad check")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "RNNGRAD_MODELS": "exploding.safetensors", "RNNGRAD_CONFIG": "",
+           "RNNGRAD_FORMAT": "github", "RNNGRAD_ARGS": "--explode-above lots"}
+    result = subprocess.run(["bash", "-c", step["run"]], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert "--explode-above" in line
+
+
+def test_pre_commit_hook_covers_every_format_and_installs_cpu_torch():
+    from rnngrad.gate.models import WEIGHT_SUFFIXES
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    hook = next(h for h in hooks if h["id"] == "rnngrad-check")
+    import re
+
+    for suffix in WEIGHT_SUFFIXES:
+        assert re.search(hook["files"], f"checkpoints/model{suffix}"), suffix
+    assert not re.search(hook["files"], "README.md")
+    deps = hook["additional_dependencies"]
+    assert "--extra-index-url=https://download.pytorch.org/whl/cpu" in deps
+    assert any(dep.startswith("torch>=") for dep in deps)
+    assert {"h5py", "onnx"} <= {dep.split(">")[0] for dep in deps}
 
 
 @pytest.mark.slow
@@ -312,8 +342,10 @@ def test_action_check_step_fails_the_run_only_when_the_model_explodes(project, m
     """A project with only a pyproject section and the action: red with annotations, or green."""
     step = _action_step("rnngrad check")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "RNNGRAD_MODELS": model, "RNNGRAD_CONFIG": "", "RNNGRAD_FORMAT": "github"}
-    assert set(step["env"]) == {"RNNGRAD_MODELS", "RNNGRAD_CONFIG", "RNNGRAD_FORMAT"}
+           "RNNGRAD_MODELS": model, "RNNGRAD_CONFIG": "", "RNNGRAD_FORMAT": "github",
+           "RNNGRAD_ARGS": ""}
+    assert set(step["env"]) == {"RNNGRAD_MODELS", "RNNGRAD_CONFIG", "RNNGRAD_FORMAT",
+                                "RNNGRAD_ARGS"}
     result = subprocess.run(["bash", "-c", step["run"]], cwd=project, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == code, result.stderr
