@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -124,9 +125,10 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
                                  _lag_progress(on_progress, rec, len(profiles) + len(mine),
                                                total)))
         profiles += mine
-        group_head = head if group is groups[0] else None
-        gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
-                                         options))
+        if not options.profile_only:
+            group_head = head if group is groups[0] else None
+            gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
+                                             options))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
@@ -214,17 +216,18 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
     with torch.no_grad():
         profile = sweep(rec, weights, trace, lags, block=block, readout=readout,
                         on_lag=on_lag)
-    shares = replay_shares(rec, weights, seen, readout, block)
     rows = _rows(profile, options)
-    reference, name = _reference_matrix(rec, weights, block)
-    directions = exploding_directions(profile, reference, name)
     verdict, reason = profile_verdict(rows, vanish_below=options.vanish_below,
                                       explode_above=options.explode_above)
-    return RecurrenceProfile(recurrence=rec.identity(), state=state_name, state_size=size,
-                             rows=rows, directions=directions,
-                             share_beyond_10=float(np.mean(shares[10])),
-                             share_beyond_100=float(np.mean(shares[100])),
-                             verdict=verdict, reason=reason, bound=_bound(rec, reference))
+    measured = RecurrenceProfile(recurrence=rec.identity(), state=state_name, state_size=size,
+                                 rows=rows, verdict=verdict, reason=reason)
+    if options.profile_only:
+        return measured
+    shares = replay_shares(rec, weights, seen, readout, block)
+    reference, name = _reference_matrix(rec, weights, block)
+    return replace(measured, directions=exploding_directions(profile, reference, name),
+                   share_beyond_10=float(np.mean(shares[10])),
+                   share_beyond_100=float(np.mean(shares[100])), bound=_bound(rec, reference))
 
 
 def _bound(rec: Recurrence, weight_hh: np.ndarray) -> float | None:

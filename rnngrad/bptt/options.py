@@ -34,7 +34,9 @@ class BpttOptions(ReadOptions):
     ``clip_rule``: how the clip threshold is chosen (:mod:`rnngrad.bptt.clipping`; ``auto``:
     Pascanu's average while nothing explodes, the healthy-horizon gradient once something does); ``modules``: analyse only these modules;
     ``dtype``, ``device``: where and in which precision the analysis runs; ``max_memory``:
-    GiB it may need before it is refused.
+    GiB it may need before it is refused. ``profile_only``: the per-lag norms and verdicts
+    alone, without directions, gradient shares and the clip recommendation (what a training
+    monitor needs, at a fraction of the cost).
     """
 
     lags: str = "1..100"
@@ -49,6 +51,7 @@ class BpttOptions(ReadOptions):
     dtype: str = "float64"
     device: str = "cpu"
     max_memory: float = DEFAULT_MAX_MEMORY_GIB
+    profile_only: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

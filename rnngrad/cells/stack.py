@@ -28,11 +28,13 @@ class ForwardOverflow(Exception):
 
 @dataclass(frozen=True)
 class Trace:
-    """A recurrence's forward pass: ``outputs`` (B, T, P) and one cache per step (t = 1..T)."""
+    """A recurrence's forward pass: ``outputs`` (B, T, P), and per step t = 1..T the state
+    s_t (B, S) and the cache its Jacobian needs."""
 
     outputs: torch.Tensor
     final_state: torch.Tensor
     caches: list
+    states: list
 
 
 def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, *,
@@ -44,7 +46,7 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, 
     """
     drive = weights.input_drive(inputs)
     state = inputs.new_zeros(inputs.shape[0], rec.state_size)
-    outputs, caches = [], []
+    outputs, caches, states = [], [], []
     equations = rec.equations
     cut = None if horizon is None else inputs.shape[1] - horizon
     for t in range(inputs.shape[1]):
@@ -55,7 +57,9 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, 
             raise ForwardOverflow(t + 1)
         outputs.append(equations.output(state, rec.hidden_size))
         caches.append(cache)
-    return Trace(outputs=torch.stack(outputs, dim=1), final_state=state, caches=caches)
+        states.append(state)
+    return Trace(outputs=torch.stack(outputs, dim=1), final_state=state, caches=caches,
+                 states=states)
 
 
 def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor, *,

@@ -24,6 +24,7 @@ VIEWS = {
     "spectrum": ("rnngrad.render.console", "spectrum_view"),
     "bptt": ("rnngrad.render.bptt_console", "bptt_view"),
     "check": ("rnngrad.render.check_console", "check_view"),
+    "monitor": ("rnngrad.render.train_views", "monitor_view"),
 }
 FILE_WIDTH = 100
 

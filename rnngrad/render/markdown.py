@@ -21,7 +21,8 @@ class MarkdownRenderer:
     extension = ".md"
 
     def render(self, report: Any) -> str:
-        views = {"inspect": _inspect, "spectrum": _spectrum, "bptt": _bptt, "check": _check}
+        views = {"inspect": _inspect, "spectrum": _spectrum, "bptt": _bptt, "check": _check,
+                 "monitor": _monitor}
         command = getattr(report, "command", None)
         if command not in views:
             raise TypeError(f"no Markdown view for {type(report).__name__}")
@@ -143,3 +144,10 @@ def _check(report: Any) -> str:
     out += "".join(f"\n- {code(line.split(' = ', 1)[0])} = {code(line.split(' = ', 1)[1])}"
                    for line in legend(ids))
     return out + "\n"
+
+
+def _monitor(summary: Any) -> str:
+    from rnngrad.render.train_views import HEADER, norms_line, point_rows
+
+    out = f"## rnngrad monitor: {summary.steps} steps\n\n{md(norms_line(summary))}\n\n"
+    return out + table(HEADER, [[md(value) for value in row] for row in point_rows(summary)])
