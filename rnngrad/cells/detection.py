@@ -52,11 +52,6 @@ def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
     return tuple(_with_leak(found, float(leak)) if leak is not None else found)
 
 
-def unused_tensors(bundle: WeightBundle, recurrences: tuple[Recurrence, ...]) -> tuple[str, ...]:
-    used = {name for rec in recurrences for name in rec.tensor_names + rec.sources}
-    return tuple(name for name in bundle.tensors if name not in used)
-
-
 def _with_leak(found: list[Recurrence], alpha: float) -> list[Recurrence]:
     """Elman and rate recurrences become rate cells with leak α; gated ones stay as they are."""
     if not any(rec.cell in ("rnn", "leaky") for rec in found):

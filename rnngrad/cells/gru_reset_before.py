@@ -25,7 +25,7 @@ from rnngrad.cells.gru import output, recurrent_blocks
 __all__ = ["jacobian", "output", "recurrent_blocks", "step"]
 
 
-def _recurrent_biases(w: CellWeights, like: torch.Tensor):
+def _recurrent_biases(w: CellWeights):
     if w.bias_hh is None:
         return 0.0, 0.0, 0.0
     return w.bias_hh.chunk(3, dim=-1)
@@ -34,7 +34,7 @@ def _recurrent_biases(w: CellWeights, like: torch.Tensor):
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
     i_r, i_z, i_n = drive.chunk(3, dim=-1)
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
-    b_r, b_z, b_n = _recurrent_biases(w, state)
+    b_r, b_z, b_n = _recurrent_biases(w)
     r, dr = sigmoid_slope(i_r + state @ w_r.T + b_r)
     z, dz = sigmoid_slope(i_z + state @ w_z.T + b_z)
     n = torch.tanh(i_n + (r * state) @ w_n.T + b_n)

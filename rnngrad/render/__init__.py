@@ -25,8 +25,6 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "github": ("rnngrad.render.ci_formats", "GithubRenderer"),
     "junit": ("rnngrad.render.ci_formats", "JunitRenderer"),
 }
-FORMATS = ("table", "json", "markdown")
-CHECK_FORMATS = FORMATS + ("github", "junit")
 
 
 class Renderer(Protocol):
