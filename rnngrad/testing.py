@@ -34,6 +34,7 @@ def assert_healthy(model: Any, **settings: Any) -> CheckReport:
 
 
 def format_failures(report: CheckReport) -> str:
+    """The failed checks as a plain-text table (the AssertionError's message)."""
     rows = [("recurrence", "threshold", "value", "limit", "meaning")]
     for result in report.failed:
         value = "—" if result.value is None else f"{result.value:.4g}"

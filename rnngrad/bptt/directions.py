@@ -19,6 +19,8 @@ ALIGNED, PARTLY = 0.9, 0.5
 
 
 def exploding_directions(profile, reference: np.ndarray, reference_name: str) -> Directions:
+    """The top singular directions of ∂s_T/∂s_(T−ℓ) at the largest lag over the probes, and
+    their |cos| with the leading eigenvectors of ``reference`` (S × S)."""
     right, consistency_right = principal_direction(profile.right)
     left, consistency_left = principal_direction(profile.left)
     value, right_vec, left_vec = leading_eigenvectors(reference)
@@ -56,6 +58,7 @@ def span_cosine(vector: np.ndarray, eigenvector: np.ndarray) -> float:
 
 
 def top_units(vector: np.ndarray, count: int = 5) -> tuple[int, ...]:
+    """The indices of the ``count`` largest |components|, largest first."""
     return tuple(int(i) for i in np.argsort(-np.abs(vector), kind="stable")[:count])
 
 

@@ -16,12 +16,14 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``rnngrad`` marker."""
     config.addinivalue_line("markers", "rnngrad(**thresholds): default thresholds for the "
                                        "rnn_healthy fixture (explode_above=..., ...)")
 
 
 @pytest.fixture
 def rnn_healthy(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """:func:`rnngrad.testing.assert_healthy` with the ``rnngrad`` marker's settings as defaults."""
     from rnngrad.testing import assert_healthy
 
     marker = request.node.get_closest_marker("rnngrad")

@@ -109,6 +109,7 @@ def use_log(values: np.ndarray, limits: np.ndarray) -> bool:
 
 
 def row_label(result: Any, several_models: bool) -> str:
+    """A result's row label: the recurrence (and the model when there are several)."""
     label = f"{model_name(str(result.model))} · {result.recurrence}" if several_models \
         else str(result.recurrence)
     return mpl_text(label)

@@ -17,6 +17,7 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def fmt_complex(pair: tuple[float, float], digits: int = 4) -> str:
+    """An (re, im) pair as ``a+bi`` (a real number when the imaginary part is negligible)."""
     re, im = pair
     if abs(im) <= 1e-12 * max(abs(re), 1e-300):
         return fmt(re, digits)
@@ -25,6 +26,7 @@ def fmt_complex(pair: tuple[float, float], digits: int = 4) -> str:
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
+    """A tensor shape as ``4×8`` (``scalar`` for ())."""
     return "×".join(str(d) for d in shape) if shape else "scalar"
 
 

@@ -81,6 +81,7 @@ def figure_rows(report: Any) -> list[list[str]]:
 
 
 def figures_title(report: Any) -> str:
+    """The key-figures table's title: by checkpoint (one training run) or by model."""
     return ("Key figures by checkpoint (one training run, in order; changes from the previous)"
             if one_training_run(report) else "Key figures by model")
 
