@@ -31,6 +31,7 @@ from rnngrad.conventions.understand import understand
 from rnngrad.errors import OptionError, ProbeError, ResourceError
 from rnngrad.io import WeightBundle
 from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
+from rnngrad.probes.initial import initial_states
 from rnngrad.probes.lags import parse_lags
 from rnngrad.probes.sequences import Probe, make_probe
 from rnngrad.probes.spec import ProbeSpec
@@ -103,20 +104,23 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         _check_memory(group, probe, options)
         weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
         inputs = torch.as_tensor(probe.inputs, dtype=dtype, device=device)
+        initial = initial_for(group, options.probe, inputs.shape[0], dtype, device)
         try:
             with torch.no_grad():
                 traces, _ = run_stack([[(rec, weights[rec]) for rec in layer]
-                                       for layer in group.layers], inputs)
+                                       for layer in group.layers], inputs, initial)
         except ForwardOverflow as exc:
             profiles += [_overflowed(rec, exc.step, options) for rec in group.members]
             extra_notes.append(f"{group.name}: the forward pass overflowed at step {exc.step}")
             continue
         for rec in group.members:
             trace, seen = traces[rec]
-            profiles.append(_profile(rec, weights[rec], trace, seen, lags, options,
+            start = initial[rec] if initial is not None else None
+            profiles.append(_profile(rec, weights[rec], trace, seen, start, lags, options,
                                      _lag_progress(on_progress, rec, len(profiles), total)))
         group_head = head if group is groups[0] else None
-        per_probe_norms.append(gradient_norms(group, weights, inputs, group_head, options))
+        per_probe_norms.append(gradient_norms(group, weights, inputs, group_head, options,
+                                              initial))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
@@ -133,7 +137,8 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
 
 
 def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
-    """The probe sequences for a group's first layer (zero inputs when only W_rec is known)."""
+    """The probe sequences for a group's first layer (zero-width inputs when only W_rec is
+    known, or the recurrence has no input)."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
@@ -141,13 +146,23 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
                          "bptt needs the input weights; `rnngrad spectrum` works without them")
     if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
         zero = ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
-                         seed=spec.seed, input_scale=0.0)
+                         seed=spec.seed, input_scale=0.0, initial_state=spec.initial_state)
         return make_probe(zero, 0)
     embedding = find_embedding(bundle, first.input_size) if spec.kind == "tokens" else None
     try:
         return make_probe(spec, first.input_size, embedding)
     except ProbeError as exc:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
+
+
+def initial_for(group: Group, spec: ProbeSpec, batch: int, dtype: torch.dtype,
+                device) -> dict[Recurrence, torch.Tensor] | None:
+    """s_0 (B, S) of each recurrence of ``group`` from ``--initial-state``; None: all zero."""
+    states = initial_states(spec, [rec.state_size for rec in group.members], batch)
+    if states is None:
+        return None
+    return {rec: torch.as_tensor(state, dtype=dtype, device=device)
+            for rec, state in zip(group.members, states)}
 
 
 def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
@@ -178,7 +193,8 @@ def _readout(size: int, seed: int, index: int, dtype: torch.dtype, device) -> to
 
 
 def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Tensor,
-             lags: tuple[int, ...], options: BpttOptions, on_lag=None) -> RecurrenceProfile:
+             initial: torch.Tensor | None, lags: tuple[int, ...], options: BpttOptions,
+             on_lag=None) -> RecurrenceProfile:
     block, state_name = state_block(rec, options.state)
     size = block.stop - block.start
     readout = _readout(size, options.probe.seed, zlib.crc32(rec.weight_hh.encode()),
@@ -186,7 +202,7 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
     with torch.no_grad():
         profile = sweep(rec, weights, trace, lags, block=block, readout=readout,
                         on_lag=on_lag)
-    shares = replay_shares(rec, weights, seen, readout, block)
+    shares = replay_shares(rec, weights, seen, readout, block, initial)
     rows = _rows(profile, options)
     reference, name = _reference_matrix(rec, weights, block)
     directions = exploding_directions(profile, reference, name)

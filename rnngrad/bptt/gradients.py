@@ -19,8 +19,9 @@ from rnngrad.probes.heads import Head, probe_loss
 
 
 def gradient_norms(group: Group, weights: dict, inputs: torch.Tensor, head: Head | None,
-                   options: BpttOptions) -> np.ndarray:
-    """‖∂E_b/∂θ‖ per probe b (B,) over the group's parameters (and the head's, if used)."""
+                   options: BpttOptions, initial: dict | None = None) -> np.ndarray:
+    """‖∂E_b/∂θ‖ per probe b (B,) over the group's parameters (and the head's, if used);
+    ``initial`` maps a recurrence to its s_0 (B, S) (absent: zero)."""
     params = {rec: {name: value.detach().clone().requires_grad_(True)
                     for name, value in vars(w).items() if value is not None}
               for rec, w in weights.items()}
@@ -30,7 +31,9 @@ def gradient_norms(group: Group, weights: dict, inputs: torch.Tensor, head: Head
             layers = [[(rec, CellWeights(**params[rec])) for rec in layer]
                       for layer in group.layers]
             try:
-                _, output = run_stack(layers, inputs[index:index + 1])
+                start = ({rec: state[index:index + 1] for rec, state in initial.items()}
+                         if initial is not None else None)
+                _, output = run_stack(layers, inputs[index:index + 1], start)
             except ForwardOverflow:
                 norms.append(np.inf)
                 continue

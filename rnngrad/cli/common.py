@@ -99,6 +99,11 @@ SeedOpt = Annotated[Optional[int], typer.Option(
 InputScaleOpt = Annotated[Optional[float], typer.Option(
     "--input-scale", help="Standard deviation of Gaussian inputs.", rich_help_panel=PROBE_PANEL,
     show_default=default(PROBE.input_scale))]
+InitialStateOpt = Annotated[Optional[str], typer.Option(
+    "--initial-state", metavar="VALUE|FILE.npy",
+    help="Starting state s_0: a number for every entry, or .npy (S,), (R, S) or (R, B, S) "
+         "with R recurrences in PyTorch's h0 order (LSTM: \\[h0; c0]). Default: zero.",
+    rich_help_panel=PROBE_PANEL, show_default=False)]
 
 
 def value(option: Any) -> Any:
