@@ -63,14 +63,14 @@ def make_case(name: str, tmp_path, seed: int = 0):
 
 
 def theta_names(source, settings) -> list[str]:
-    energy = rnngrad.surface.objective(source, **settings)
+    energy = rnngrad.surface.loss_function(source, **settings)
     return [p.name for p in energy.parameters if p.in_theta]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gradient_matches_autograd_through_pytorch_modules(name, tmp_path):
     model, source, settings, x, targets = make_case(name, tmp_path)
-    energy = rnngrad.surface.objective(source, **settings)
+    energy = rnngrad.surface.loss_function(source, **settings)
     names = [p.name for p in energy.parameters if p.in_theta]
     oracle, theta = loss_function(model, names, x, settings["loss"], targets)
     assert torch.allclose(energy.theta, theta, rtol=0, atol=0)

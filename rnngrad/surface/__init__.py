@@ -20,9 +20,9 @@ from rnngrad._lazy import lazy_names, make_callable
 from rnngrad.surface.options import SurfaceOptions
 
 __getattr__, __dir__ = lazy_names(__name__, {
-    "surface": "rnngrad.surface.analysis", "objective": "rnngrad.surface.analysis",
+    "surface": "rnngrad.surface.analysis", "loss_function": "rnngrad.surface.analysis",
     "SurfaceReport": "rnngrad.surface.report",
 })
 make_callable(__name__, "surface")
 
-__all__ = ["SurfaceOptions", "SurfaceReport", "objective", "surface"]
+__all__ = ["SurfaceOptions", "SurfaceReport", "loss_function", "surface"]

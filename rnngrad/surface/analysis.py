@@ -61,11 +61,11 @@ def surface(source: Any, options: SurfaceOptions | None = None, *,
         return _analyse(understood, group, options, notes, progress)
 
 
-def objective(source: Any, options: SurfaceOptions | None = None,
-              **settings: Any) -> Objective:
+def loss_function(source: Any, options: SurfaceOptions | None = None,
+                  **settings: Any) -> Objective:
     """E as a function of θ for the module and probe ``surface`` would analyse:
-    ``E = rnngrad.surface.objective(path); E(E.theta)`` is the loss at the file's values, and
-    ``torch.func.grad(E)`` or ``torch.autograd`` differentiate it."""
+    ``E = rnngrad.surface.loss_function(path); E(E.theta)`` is the loss at the file's values,
+    and ``torch.func.grad(E)`` or ``torch.autograd`` differentiate it."""
     understood, group, options, _ = _prepare(source, options, settings)
     probe = probe_for(understood.bundle, group, options.probe)
     return _objective(understood, group, probe, options, DTYPES[options.dtype],
@@ -270,7 +270,11 @@ def _slice(objective: Objective, descent: torch.Tensor | None, span: float, coun
     points = tuple(SlicePoint(step=float(t), loss=_nan_none(e)) for t, e in zip(steps, values))
     if found is None or not math.isfinite(found.distance):
         return points, (found, None)
-    _, slope, curvature = derivatives_at(objective, objective.vector, descent, found.distance)
+    try:
+        _, slope, curvature = derivatives_at(objective, objective.vector, descent,
+                                             found.distance)
+    except ForwardOverflow:  # the wall is where the forward pass stops being finite
+        slope = curvature = math.nan
     return points, (found, wall_record(found, slope, curvature))
 
 
