@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import rnngrad
 from conftest import SAMPLES
@@ -188,3 +189,26 @@ def test_term_and_svg_pictures(capsys, tmp_path):
     one_axis = rnngrad.surface(UNIT, lengths="50", sgd_steps=2, points=7, vary=("b=-3:-2:9",))
     save_plot(one_axis, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_where_the_forward_pass_overflows_is_a_wall():
+    """elman_exploding (relu, ρ = 1.1), default probe: a step of η = 0.01 runs the states
+    out of float64."""
+    report = rnngrad.surface(ELMAN, lengths="150",
+                             sgd_steps=1, points=9)
+    wall = report.wall
+    assert wall is not None and wall.loss_after is None and wall.jump_ratio is None
+    assert report.step.crosses_wall and report.step.loss_unclipped is None
+    assert "leaves float64" in report.step.sentence
+    energy = rnngrad.surface.loss_function(ELMAN)
+    g = torch.func.grad(energy)(energy.theta)
+    unit = g / g.norm()
+    with torch.no_grad():
+        before = energy.loss(energy.embed(energy.theta - 0.999 * wall.distance * unit),
+                             check_finite=False)
+        after = energy.loss(energy.embed(energy.theta - 1.001 * wall.distance * unit),
+                            check_finite=False)
+    assert torch.isfinite(before) and not torch.isfinite(after)
+    doc = strict_json(json.dumps(report.to_dict()))
+    assert doc["wall"]["loss_after"] is None and "loss_after_reason" in doc["wall"]

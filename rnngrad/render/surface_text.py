@@ -55,10 +55,12 @@ def wall_line(report: Any) -> str:
     wall = report.wall
     if wall is None:
         return f"no wall on the slice ahead (E changes smoothly for t up to {fmt(span)})"
-    after = fmt(wall.loss_after) if wall.loss_after is not None else "beyond float64"
+    if wall.loss_after is None:
+        return (f"wall at t = {fmt(wall.distance)} ahead: there E leaves float64 (the forward "
+                f"pass overflows), from {fmt(wall.loss_before)} on the slice before it")
     return (f"wall at t = {fmt(wall.distance)} ahead: E jumps {fmt(wall.loss_before)} → "
-            f"{after} ({fmt(wall.jump_ratio)}× the median change); slope {fmt(wall.slope)}, "
-            f"curvature {fmt(wall.curvature)} there")
+            f"{fmt(wall.loss_after)} ({fmt(wall.jump_ratio)}× the median change); slope "
+            f"{fmt(wall.slope)}, curvature {fmt(wall.curvature)} there")
 
 
 def grid_lines(report: Any) -> list[str]:

@@ -88,10 +88,7 @@ def find_wall(objective: Objective, origin: torch.Tensor, direction: torch.Tenso
     ahead = steps >= 0
     broken = np.flatnonzero(ahead & ~np.isfinite(loss))
     if broken.size:
-        first = int(broken[0])
-        before = float(loss[first - 1]) if first > 0 else math.nan
-        return FoundWall(distance=float(steps[first]), loss_before=before,
-                         loss_after=math.inf, jump_ratio=math.inf)
+        return _overflow_wall(objective, origin, direction, steps, loss, int(broken[0]))
     changes = np.abs(np.diff(loss))
     candidates = [i for i in range(changes.size) if ahead[i] and np.isfinite(changes[i])]
     if not candidates:
@@ -114,3 +111,19 @@ def find_wall(objective: Objective, origin: torch.Tensor, direction: torch.Tenso
                 high = mid
     return FoundWall(distance=0.5 * (low + high), loss_before=before, loss_after=after,
                      jump_ratio=float(ratio))
+
+
+def _overflow_wall(objective: Objective, origin: torch.Tensor, direction: torch.Tensor,
+                   steps: np.ndarray, loss: np.ndarray, first: int) -> FoundWall:
+    """Ahead, E stops being finite (the forward pass overflows) between the last finite
+    slice point (or t = 0) and ``steps[first]``: bisect to where."""
+    low = max(float(steps[first - 1]), 0.0) if first > 0 else 0.0
+    before = float(loss[first - 1]) if first > 0 else math.nan
+    high = float(steps[first])
+    with torch.no_grad():
+        for _ in range(BISECTIONS):
+            mid = 0.5 * (low + high)
+            value = float(objective.loss(origin + mid * direction, check_finite=False))
+            low, high = (mid, high) if math.isfinite(value) else (low, mid)
+    return FoundWall(distance=low, loss_before=before, loss_after=math.inf,
+                     jump_ratio=math.inf)

@@ -73,17 +73,18 @@ def step_sentence(step: Step, wall: FoundWall | None, span: float) -> str:
         return "The gradient is not finite at θ: no step to take."
     if step.gradient_norm == 0:
         return "The gradient is zero at θ: SGD does not move."
-    head = (f"One SGD step at η = {step.lr:g} moves θ by η‖g‖ = {_g(step.step_length)} along −g; "
-            f"E {_g(step.loss)} → {_g(step.loss_unclipped)}")
+    head = (f"One SGD step at η = {step.lr:g} moves θ by η‖g‖ = {_g(step.step_length)} "
+            f"along −g; E {_g(step.loss)} → {_e(step.loss_unclipped)}")
+    jump = ("E leaves float64" if wall is None or not math.isfinite(wall.loss_after)
+            else f"E jumps {_g(wall.loss_before)} → {_g(wall.loss_after)}")
     if step.wall_distance is None:
         where = f" (no wall on the slice within {_g(span)} ahead)."
     elif step.crosses_wall:
-        where = (f": it crosses the wall {_g(step.wall_distance)} ahead, where E jumps "
-                 f"{_g(wall.loss_before)} → {_g(wall.loss_after)}.")
+        where = f": it crosses the wall {_g(step.wall_distance)} ahead, where {jump}."
     else:
-        where = (f": it stays short of the wall {_g(step.wall_distance)} ahead "
-                 f"({_g(step.wall_distance / step.step_length)}× the step), where E jumps "
-                 f"{_g(wall.loss_before)} → {_g(wall.loss_after)}.")
+        ahead = _g(step.wall_distance / step.step_length)
+        where = (f": it stays short of the wall {_g(step.wall_distance)} ahead ({ahead}× the "
+                 f"step), where {jump}.")
     return " ".join([head + where, _clip_words(step), _stability_words(step)])
 
 
@@ -97,7 +98,7 @@ def _clip_words(step: Step) -> str:
             return f"{words}; a max_norm below {_g(step.max_norm_to_stay)} keeps it short of the wall."
         return words + "."
     words = (f"Clipped at {threshold} the step is {_g(step.clipped_length)} long: "
-             f"E → {_g(step.loss_clipped)}")
+             f"E → {_e(step.loss_clipped)}")
     if step.clipped_crosses_wall is None:
         return words + "."
     if step.clipped_crosses_wall:
@@ -155,8 +156,9 @@ def _path_words(path: tuple[PathPoint, ...]) -> str:
     steps = len(path) - 1
     first, last = path[0], path[-1]
     if last.loss is None:
-        return (f"E overflowed float64 after {steps} steps (the path left the valley and "
-                "the forward pass diverged).")
+        count = f"{steps} step" + ("" if steps == 1 else "s")
+        return (f"E overflowed float64 after {count} (the path left the valley and the "
+                "forward pass diverged).")
     rise = next((k for k in range(steps) if path[k].loss is not None
                  and path[k + 1].loss is not None and path[k + 1].loss > path[k].loss), None)
     words = f"E {_g(first.loss)} → {_g(last.loss)} in {steps} steps"
@@ -180,3 +182,8 @@ def wall_record(found: FoundWall | None, slope: float, curvature: float) -> Wall
 
 def _g(value: float | None) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _e(loss: float | None) -> str:
+    """A loss after a step: its value, or that it left float64."""
+    return "not finite (overflow)" if loss is None else _g(loss)
