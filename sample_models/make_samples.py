@@ -254,7 +254,7 @@ def make_two_modules(out_dir: Path) -> Path:
     return path
 
 
-# Pascanu, Mikolov & Bengio (2013), Sec. 2.3 and Fig. 6 (the seed's Fig. 4): one sigmoid unit
+# Pascanu, Mikolov & Bengio (2013), Sec. 2.3, eq. (8) (the seed's Fig. 4): one sigmoid unit
 # x_t = w σ(x_(t−1)) + b, no input, x_0 = 0.5, 50 steps, E_50 = (σ(x_50) − 0.7)², at w = 5,
 # b = −2.6, where the unit is bistable and E_50 has its wall. The file carries its own map
 # (the leaky rate cell at α = 1 with φ = sigmoid is exactly this recurrence) and [probe].

@@ -1,10 +1,10 @@
 """The surface picture: E over the ``--vary`` grid with the SGD paths, the slice along the
 gradient with its wall and the step, and the growth of gradient and curvature with the horizon.
 
-- Grid of two axes: E as a heat map with contours, like Pascanu et al. (2013), Fig. 6 (the
-  seed's Fig. 4), with θ and the paths of a few SGD steps on it, unclipped and clipped at
-  max_norm (each path point at its coordinates on the axes). One axis: E along it, with the
-  paths' points.
+- Grid of two axes: E as a heat map with contours, like the error-surface figure of Pascanu
+  et al. (2013) (the seed's Fig. 4), with θ and the paths of a few SGD steps on it, unclipped
+  and clipped at max_norm (each path point at its coordinates on the axes). One axis: E along
+  it, with the paths' points.
 - The slice E(θ − tĝ): where one unclipped and one clipped step land, and the wall.
 - By horizon T: ‖g‖, |λ_1| and |ĝᵀHĝ| on a log scale, with their fitted per-step rates.
 """
@@ -48,7 +48,8 @@ def _grid_2d(ax: Any, report: SurfaceReport) -> None:
     first, second = grid.axes
     values = np.array([finite_or_nan(row) for row in grid.loss])  # (first, second)
     x, y = np.asarray(first.values), np.asarray(second.values)
-    mesh = ax.pcolormesh(x, y, values.T, shading="auto", cmap="viridis")
+    # rasterized: a vector SVG of every cell would be megabytes; axes and paths stay vectors
+    mesh = ax.pcolormesh(x, y, values.T, shading="auto", cmap="viridis", rasterized=True)
     finite = values[np.isfinite(values)]
     if finite.size and finite.max() > finite.min():
         ax.contour(x, y, values.T, levels=12, colors="white", linewidths=0.5, alpha=0.7)
@@ -121,7 +122,7 @@ def _slice(ax: Any, report: SurfaceReport) -> None:
             ax.plot([length], [loss], marker="o", ms=7, color=color, ls="none",
                     label=f"{label} (t = {_g(length)})")
     ax.axvline(0.0, color=GREY, lw=0.8, ls=":")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
 
 
 def _growth(ax: Any, report: SurfaceReport) -> None:
