@@ -122,7 +122,7 @@ def _slice(ax: Any, report: SurfaceReport) -> None:
             ax.plot([length], [loss], marker="o", ms=7, color=color, ls="none",
                     label=f"{label} (t = {_g(length)})")
     ax.axvline(0.0, color=GREY, lw=0.8, ls=":")
-    ax.legend(loc="upper left", fontsize=8)
+    _legend_below(ax)
 
 
 def _growth(ax: Any, report: SurfaceReport) -> None:
@@ -141,7 +141,12 @@ def _growth(ax: Any, report: SurfaceReport) -> None:
     ax.set_ylabel("size (log scale)")
     ax.set_title(f"Growth with the horizon: {growth.regime}")
     ax.grid(True, which="both", color=BAND, lw=0.3)
-    ax.legend(loc="best", fontsize=8)
+    _legend_below(ax)
+
+
+def _legend_below(ax: Any) -> None:
+    """Under the panel, where it never hides a curve."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8)
 
 
 def _g(value: float | None) -> str:
