@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from rnngrad.cli.bptt import ClipRule, Dtype
 from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnInOpt, Format,
                                 FormatOpt, InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt,
                                 LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt,
@@ -15,15 +16,13 @@ from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnI
                                 check_plot, default, emit, given, handled, model_path,
                                 progress, value)
 from rnngrad.probes.spec import ProbeSpec
-from rnngrad.surface.options import CLIP_RULES, DTYPES, LOSSES, PARAMS, SurfaceOptions
+from rnngrad.surface.options import LOSSES, PARAMS, SurfaceOptions
 
 NAME = "surface"
 SURFACE = SurfaceOptions()
 SURFACE_PANEL = "Surface, step and grid"
 Loss = Enum("Loss", {name: name for name in LOSSES}, type=str)
 Params = Enum("Params", {name: name for name in PARAMS}, type=str)
-Dtype = Enum("Dtype", {name: name for name in DTYPES}, type=str)
-ClipRule = Enum("ClipRule", {name: name for name in CLIP_RULES}, type=str)
 
 
 class FailOn(str, Enum):

@@ -11,15 +11,15 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from rnngrad.bptt.options import CLIP_RULES, DTYPES, check_choice
+from rnngrad.bptt.options import LOSSES as BPTT_LOSSES
 from rnngrad.conventions.options import ReadOptions, with_settings
 from rnngrad.errors import OptionError
 from rnngrad.probes.spec import ProbeSpec
 from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
-LOSSES = ("readout", "mse", "ce", "squared")
+LOSSES = BPTT_LOSSES + ("squared",)
 PARAMS = ("all", "recurrent", "hh")
-DTYPES = ("float64", "float32")
-CLIP_RULES = ("pascanu", "autoclip")
 DIRECTIONS = ("gradient", "curvature", "random")
 DEFAULT_LOSS = "readout"
 MAX_POINTS = 1001
@@ -89,10 +89,10 @@ class SurfaceOptions(ReadOptions):
         if self.targets is not None and not isinstance(self.targets, str):
             object.__setattr__(self, "targets", str(self.targets))
         if self.loss is not None:
-            _choice("--loss", self.loss, LOSSES)
-        _choice("--params", self.params, PARAMS)
-        _choice("--dtype", self.dtype, DTYPES)
-        _choice("--clip-rule", self.clip_rule, CLIP_RULES)
+            check_choice("--loss", self.loss, LOSSES)
+        check_choice("--params", self.params, PARAMS)
+        check_choice("--dtype", self.dtype, DTYPES)
+        check_choice("--clip-rule", self.clip_rule, CLIP_RULES)
         _positive("--lr", self.lr, "e.g. --lr 0.01")
         if self.span is not None:
             _positive("--span", self.span, "the slice covers t in [-span, span], e.g. --span 1")
@@ -144,11 +144,6 @@ def _parse_vary(spec: str) -> list[VaryAxis]:
         _count("--vary N", count, 2, MAX_POINTS)
         axes.append(VaryAxis(name=match["name"], start=start, stop=stop, count=count))
     return axes
-
-
-def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise OptionError(f"{option} {value!r} is not known", f"use one of: {', '.join(allowed)}")
 
 
 def _positive(option: str, value: object, hint: str) -> None:

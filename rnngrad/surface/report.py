@@ -75,14 +75,11 @@ class Curvature(Record):
     converged: bool
 
     def json_extras(self) -> dict[str, Any]:
-        extras = _reasons(self, ("top_eigenvalue", "largest_eigenvalue", "smallest_eigenvalue",
-                                 "largest_residual", "smallest_residual",
-                                 "largest_error_bound", "smallest_error_bound"))
-        if self.cos_gradient_top is None:
-            extras["cos_gradient_top_reason"] = "the gradient is zero or not finite"
-        if self.along_gradient is None:
-            extras["along_gradient_reason"] = "the gradient is zero or not finite"
-        return extras
+        return {**_reasons(self, ("top_eigenvalue", "largest_eigenvalue", "smallest_eigenvalue",
+                                  "largest_residual", "smallest_residual",
+                                  "largest_error_bound", "smallest_error_bound")),
+                **_reasons(self, ("cos_gradient_top", "along_gradient"),
+                           "the gradient is zero or not finite")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,13 +177,10 @@ class Step(Record):
     sentence: str
 
     def json_extras(self) -> dict[str, Any]:
-        extras = _reasons(self, ("gradient_norm", "step_length", "clipped_length", "loss",
-                                 "loss_unclipped", "loss_clipped"))
-        if self.wall_distance is None:
-            extras["wall_distance_reason"] = "no wall on the slice ahead of the step"
-        if self.stable_lr is None:
-            extras["stable_lr_reason"] = "no positive curvature: no stability limit"
-        return extras
+        return {**_reasons(self, ("gradient_norm", "step_length", "clipped_length", "loss",
+                                  "loss_unclipped", "loss_clipped")),
+                **_reasons(self, ("wall_distance",), "no wall on the slice ahead of the step"),
+                **_reasons(self, ("stable_lr",), "no positive curvature: no stability limit")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,7 +194,9 @@ class PathPoint(Record):
     coordinates: tuple[float, ...] = ()
 
     def json_extras(self) -> dict[str, Any]:
-        return _reasons(self, ("loss", "gradient_norm", "step_length"))
+        return {**_reasons(self, ("loss", "gradient_norm")),
+                **_reasons(self, ("step_length",), "no step is taken from the last point of a "
+                                                   "path, nor where E or g is not finite")}
 
 
 @dataclass(frozen=True, kw_only=True)
