@@ -227,7 +227,8 @@ def markdown(rows: list[dict], args) -> str:
         else:
             lines.append(f"  plain way extrapolated: {row['per_row']:.3f} s per Hessian row × "
                          f"{row['n']:,} rows + eigvalsh {row['eig_2000']:.2f} s at n = 2000 × "
-                         f"(n/2000)³; its n × n matrix alone is {row['n'] ** 2 * 8 / 1024 ** 3:.2f} GiB")
+                         f"(n/2000)³; its n × n matrix alone is "
+                         f"{row['n'] ** 2 * 8 / 1024 ** 3:.2f} GiB")
     return "\n".join(lines) + "\n"
 
 

@@ -113,8 +113,8 @@ def test_batched_losses_equal_bptts_per_probe_losses():
     from rnngrad.probes.heads import Head
 
     y = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    head = Head(weight=torch.randn(2, 3, dtype=torch.float64), bias=torch.randn(2, dtype=torch.float64),
-                name="fc.weight")
+    head = Head(weight=torch.randn(2, 3, dtype=torch.float64),
+                bias=torch.randn(2, dtype=torch.float64), name="fc.weight")
     for loss in ("readout", "mse", "ce"):
         use = head if loss != "readout" else None
         stacked = np.stack([probe_target(use, loss, b, 5, 3) for b in range(4)])

@@ -52,7 +52,8 @@ def check_target(target: str | Path) -> str:
 
 
 def save_plot(report: Any, target: str | Path) -> None:
-    """Draw ``report`` (spectrum, bptt, surface or check) to ``target``: a ``.png`` or ``.svg`` path,
+    """Draw ``report`` (spectrum, bptt, surface or check) to ``target``: a ``.png`` or ``.svg``
+    path,
     or ``"term"`` (stdout). Anything with ``results`` draws as a check report."""
     command = getattr(report, "command", None) or ("check" if hasattr(report, "results") else None)
     if command not in _DRAWERS:

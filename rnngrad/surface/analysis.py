@@ -23,9 +23,11 @@ from rnngrad.cells.stack import ForwardOverflow, Group, group_recurrences, selec
 from rnngrad.conventions.understand import Understood, understand
 from rnngrad.errors import ProbeError, ResourceError
 from rnngrad.probes.heads import find_head, load_head, probe_target, squared_targets
+from rnngrad.probes.lags import parse_lags
 from rnngrad.probes.sequences import Probe
 from rnngrad.report import ModelInfo, finite_or_none
-from rnngrad.surface.curvature import MAX_STEPS, HessianAt, lanczos_extremes, start_vector
+from rnngrad.surface.curvature import (MAX_STEPS, Extremes, HessianAt, lanczos_extremes,
+                                      start_vector)
 from rnngrad.surface.grid import coordinates_on, evaluate_grid, random_direction, resolve_axes
 from rnngrad.surface.growth import default_lengths, growth
 from rnngrad.surface.objective import Objective, build_objective
@@ -33,9 +35,8 @@ from rnngrad.surface.options import DEFAULT_LOSS, SurfaceOptions, resolve_probe,
 from rnngrad.surface.report import (Curvature, LengthRow, ParameterRow, Paths, SlicePoint,
                                     SurfaceReport)
 from rnngrad.surface.slices import along, derivatives_at, find_wall
-from rnngrad.surface.steps import (clip_threshold, max_norm_used, one_step, paths_sentence,
-                                   sgd_path, wall_record)
-from rnngrad.probes.lags import parse_lags
+from rnngrad.surface.steps import (clip_threshold, clipped_scale, max_norm_used, one_step,
+                                   paths_sentence, sgd_path, wall_record)
 
 Progress = Callable[[int, int, str], None]
 SPAN_STEPS = 10.0  # default slice span: this many times the step η‖g‖
@@ -88,8 +89,9 @@ def _resolved(options: SurfaceOptions, understood: Understood,
     where = own.source if own is not None else ""
     probe = resolve_probe(options, dict(own.probe) if own else {}, given, where)
     loss = options.loss or (own.loss if own else None) or DEFAULT_LOSS
-    targets = options.targets if options.loss is not None or options.targets is not None \
-        else (own.targets if own else None)
+    # the model's targets go with the model's loss, unless targets are given
+    targets = options.targets if options.targets is not None else (
+        own.targets if own is not None and loss == own.loss else None)
     resolved = replace(options, probe=probe, loss=loss, targets=targets)
     notes = ()
     if own is not None and options.probe is not None:
@@ -200,7 +202,8 @@ def _check_memory(objective: Objective, options: SurfaceOptions) -> None:
                             "use a smaller --batch or --steps, or raise --max-memory")
 
 
-def _curvature(hessian: HessianAt, seed: int, tolerance: float, max_steps: int = MAX_STEPS):
+def _curvature(hessian: HessianAt, seed: int, tolerance: float,
+               max_steps: int = MAX_STEPS) -> tuple[Curvature, Extremes]:
     gradient = hessian.gradient
     norm = float(torch.linalg.vector_norm(gradient))
     start = start_vector(gradient.numel(), seed, gradient.dtype, gradient.device)
@@ -248,7 +251,7 @@ def _by_length(objective: Objective, probe: Probe,
 
 
 def _per_probe_norms(objective: Objective) -> np.ndarray:
-    """‖∂E_b/∂θ‖ for each probe b (B,), the statistic of the clip rule (inf on overflow)."""
+    """‖∂E_b/∂θ‖ for each probe b (B,), the statistic of the clip rule."""
     theta = objective.theta.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         per_probe = objective.per_probe(objective.embed(theta))
@@ -284,8 +287,7 @@ def _nan_none(value: float) -> float | None:
 
 def _losses_after(objective: Objective, gradient: torch.Tensor, norm: float, lr: float,
                   max_norm: float | None) -> tuple[float, float]:
-    from rnngrad.surface.steps import clipped_scale
-
+    """E after one plain and one clipped step (NaN where not finite)."""
     theta = objective.theta
     with torch.no_grad():
         plain = objective.loss(objective.embed(theta - lr * gradient), check_finite=False)

@@ -43,8 +43,11 @@ class ResolvedAxis:
     vector: torch.Tensor
 
 
+Directions = dict[str, tuple[torch.Tensor | None, str]]
+
+
 def resolve_axes(axes: tuple[VaryAxis, ...], objective: Objective, bundle: WeightBundle,
-                 directions: dict[str, tuple[torch.Tensor | None, str]]) -> tuple[ResolvedAxis, ...]:
+                 directions: Directions) -> tuple[ResolvedAxis, ...]:
     """Each ``--vary`` axis as a line; ``directions`` maps gradient/curvature/random to a
     full-space vector (None when it does not exist, e.g. a zero gradient) and its words."""
     resolved = []
@@ -81,8 +84,9 @@ def parameter_index(name: str, objective: Objective, bundle: WeightBundle) -> tu
                           f"tensors: {known}; or a direction: gradient, curvature, random")
     if index is None:
         if parameter.size != 1:
+            zeros = ",".join("0" for _ in parameter.shape)
             raise OptionError(f"--vary {name!r}: {base} has shape {list(parameter.shape)}, not "
-                              "one value", f"name one element, e.g. {base}[{','.join('0' for _ in parameter.shape)}]")
+                              "one value", f"name one element, e.g. {base}[{zeros}]")
         index = (0,) * len(parameter.shape)
     if len(index) != len(parameter.shape) or any(i >= d for i, d in zip(index, parameter.shape)):
         raise OptionError(f"--vary {name!r}: index {list(index)} is outside {base}'s shape "
@@ -105,8 +109,8 @@ def random_direction(objective: Objective, seed: int) -> torch.Tensor:
         if weights.dim() <= 1:
             direction[parameter.span] = weights.reshape(-1)
             continue
-        rows = torch.as_tensor(rng.standard_normal(tuple(parameter.shape)),
-                               dtype=weights.dtype, device=weights.device).reshape(weights.shape[0], -1)
+        rows = torch.as_tensor(rng.standard_normal(tuple(parameter.shape)), dtype=weights.dtype,
+                               device=weights.device).reshape(weights.shape[0], -1)
         target = torch.linalg.vector_norm(weights.reshape(weights.shape[0], -1), dim=1,
                                           keepdim=True)
         rows = rows / torch.linalg.vector_norm(rows, dim=1, keepdim=True) * target

@@ -14,6 +14,7 @@ others are held fixed at their values in the file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,7 +25,6 @@ from rnngrad.cells.stack import Group, run_recurrence, run_stack
 from rnngrad.probes.heads import Head, per_probe_loss
 
 FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-HEAD_FIELDS = ("weight", "bias")
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,7 @@ class Parameter:
 
     @property
     def size(self) -> int:
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return math.prod(self.shape)
 
     @property
     def span(self) -> slice:

@@ -28,7 +28,8 @@ MAX_SGD_STEPS = 1000
 VARY_HINT = ("write --vary NAME=START:STOP:N with NAME a direction (gradient, curvature, "
              "random) or a scalar parameter (w, rnn.weight_hh_l0[3,4])")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_VARY = re.compile(rf"^(?P<name>[^=\s]+)=(?P<start>{_NUMBER}):(?P<stop>{_NUMBER}):(?P<count>\d{{1,7}})$")
+_VARY = re.compile(rf"^(?P<name>[^=\s]+)=(?P<start>{_NUMBER}):(?P<stop>{_NUMBER})"
+                   rf":(?P<count>\d{{1,7}})$")
 
 
 @dataclass(frozen=True)

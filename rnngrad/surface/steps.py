@@ -95,7 +95,8 @@ def _clip_words(step: Step) -> str:
     if step.gradient_norm <= step.max_norm:
         words = f"Clipping at {threshold} leaves this step as it is (‖g‖ ≤ max_norm)"
         if step.crosses_wall:
-            return f"{words}; a max_norm below {_g(step.max_norm_to_stay)} keeps it short of the wall."
+            return (f"{words}; a max_norm below {_g(step.max_norm_to_stay)} keeps it short of "
+                    "the wall.")
         return words + "."
     words = (f"Clipped at {threshold} the step is {_g(step.clipped_length)} long: "
              f"E → {_e(step.loss_clipped)}")
