@@ -35,7 +35,8 @@ def max_norm_used(clip: ClipRecommendation, options: SurfaceOptions) -> tuple[fl
     """The threshold the steps are clipped at, and where it came from."""
     if options.max_norm is not None:
         return float(options.max_norm), "--max-norm"
-    return clip.max_norm, f"{clip.rule} rule over {clip.probes} probes"
+    return clip.max_norm, f"{clip.rule} rule over {clip.probes} probe" + (
+        "" if clip.probes == 1 else "s")
 
 
 def clipped_scale(norm: float, max_norm: float | None) -> float:
