@@ -9,6 +9,7 @@ loads neither torch, NumPy, typer nor rich::
         print(item.recurrence.label, item.verdict, item.bound)
     rnngrad.bptt(model, lags="1..50").recurrences[0].rows[-1].log10_norm
     rnngrad.check(model, explode_above=1e3).ok     # a path, a state dict or an nn.Module
+    rnngrad.surface(model, lr=0.1).step.sentence   # the curvature wall and one SGD step
 
 The package is layered; each subpackage's docstring says what lives there and what it may
 import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundles),

@@ -81,7 +81,12 @@ def test_gradient_matches_autograd_through_pytorch_modules(name, tmp_path):
     assert torch.allclose(got, expected, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# the dense Hessian of the two-layer bidirectional GRU (n = 570) takes seconds
+SLOW = {"gru-stacked-bidir-ce"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW
+                                  else name for name in sorted(CASES)])
 def test_curvature_matches_the_dense_hessian(name, tmp_path):
     model, source, settings, x, targets = make_case(name, tmp_path)
     report = rnngrad.surface(source, **settings)
