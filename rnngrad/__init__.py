@@ -9,12 +9,14 @@ loads neither torch, NumPy, typer nor rich::
         print(item.recurrence.label, item.verdict, item.bound)
     rnngrad.bptt(model, lags="1..50").recurrences[0].rows[-1].log10_norm
     rnngrad.check(model, explode_above=1e3).ok     # a path, a state dict or an nn.Module
+    rnngrad.surface(model, lr=0.1).step.sentence   # the curvature wall and one SGD step
 
 The package is layered; each subpackage's docstring says what lives there and what it may
 import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundles),
 :mod:`rnngrad.cells` (equations), :mod:`rnngrad.conventions` (understanding a file),
 :mod:`rnngrad.probes` (probe sequences, lags, losses), the analyses
-(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`), the renderers
+(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`,
+:mod:`rnngrad.surface`), the renderers
 (:mod:`rnngrad.render`, :mod:`rnngrad.plots`), :mod:`rnngrad.gate` (the CI gate) and
 :mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report` and :mod:`rnngrad.errors` are
 shared by all.
@@ -33,11 +35,12 @@ _PUBLIC = {
     "ReadOptions": "rnngrad.conventions.options",
     "RnngradError": "rnngrad.errors",
     "SpectrumOptions": "rnngrad.spectrum.options",
+    "SurfaceOptions": "rnngrad.surface.options",
     "WeightBundle": "rnngrad.io.bundle", "load": "rnngrad.conventions.understand",
     "inspect": "rnngrad.inspection",
 }
 # Analysis packages are callable: rnngrad.spectrum(path) runs rnngrad.spectrum.spectrum.
-_PACKAGES = ("bptt", "spectrum")
+_PACKAGES = ("bptt", "spectrum", "surface")
 
 __getattr__, _dir = lazy_names(__name__, {**_PUBLIC, **{name: f"rnngrad.{name}"
                                                        for name in _PACKAGES}})

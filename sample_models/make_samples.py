@@ -254,6 +254,40 @@ def make_two_modules(out_dir: Path) -> Path:
     return path
 
 
+# Pascanu, Mikolov & Bengio (2013), Sec. 2.3, eq. (8) (the seed's Fig. 4): one sigmoid unit
+# x_t = w σ(x_(t−1)) + b, no input, x_0 = 0.5, 50 steps, E_50 = (σ(x_50) − 0.7)², at w = 5,
+# b = −2.6, where the unit is bistable and E_50 has its wall. The file carries its own map
+# (the leaky rate cell at α = 1 with φ = sigmoid is exactly this recurrence) and [probe].
+PASCANU_W, PASCANU_B = 5.0, -2.6
+PASCANU_MAP = """\
+# Pascanu, Mikolov & Bengio (2013), Sec. 2.3: x_t = w sigmoid(x_(t-1)) + b, no input
+[[recurrence]]
+name = "unit"
+recurrent = "w"
+bias = "b"
+nonlinearity = "sigmoid"
+leak = 1.0
+
+# x_0 = 0.5, 50 steps, E_50 = (sigmoid(x_50) - 0.7)^2
+[probe]
+batch = 1
+steps = 50
+burn_in = 0
+initial_state = 0.5
+loss = "squared"
+targets = 0.7
+"""
+
+
+def make_pascanu_unit(out_dir: Path) -> Path:
+    """The single-unit model of Pascanu et al. (2013), float64, with its map in the metadata."""
+    tensors = {"w": torch.tensor([[PASCANU_W]], dtype=torch.float64),
+               "b": torch.tensor([PASCANU_B], dtype=torch.float64)}
+    path = out_dir / "pascanu_unit.safetensors"
+    path.write_bytes(with_sorted_metadata(save(tensors, metadata={"rnngrad.map": PASCANU_MAP})))
+    return path
+
+
 # --------------------------------------------------------------------------- adding task
 
 
@@ -318,6 +352,7 @@ QUICK_SAMPLES: dict[str, Callable[[Path], Path]] = {
     "gru_bidirectional": make_gru_bidirectional,
     "elman_relu_npz": make_elman_relu_npz,
     "two_modules": make_two_modules,
+    "pascanu_unit": make_pascanu_unit,
 }
 TRAINED_SAMPLES: dict[str, Callable[[Path], Path]] = {
     "adding_task_lstm": make_adding_task_lstm,

@@ -7,7 +7,8 @@ Deterministic: seeded probes and fixed-metadata SVG, so a rerun with the same ma
 PyTorch and numpy versions rewrites byte-identical files. The probe is the CLI's default
 (16 Gaussian sequences, 100 steps after 50 of burn-in, seed 0), lags 1..100; the check
 summary is ``rnngrad check`` on five samples with --explode-above 1e4 --vanish-below 1e-4
---max-bound 1.
+--max-bound 1. The surface picture is ``rnngrad surface`` of the ``pascanu_unit`` sample with
+``--lr 0.2 --max-norm 0.05 --vary w=4.6:5.3:141 --vary b=-2.9:-2.3:121``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ OPTIONS = BpttOptions(lags="1..100", probe=ProbeSpec(batch=16, steps=100, seed=0
 # `rnngrad check` with the bptt verdict's thresholds and Pascanu's bound at 1
 CHECK = config_from_values({"lags": "1..100", "explode_above": 1e4, "vanish_below": 1e-4,
                             "max_bound": 1.0})
+# the single unit of Pascanu et al. (2013): a step that crosses the wall, clipped to stay in
+SURFACE = dict(lr=0.2, max_norm=0.05, vary=("w=4.6:5.3:141", "b=-2.9:-2.3:121"))
 CHECKED = ("elman_vanishing.safetensors", "elman_exploding.safetensors",
            "elman_orthogonal.safetensors", "lstm_2layer.pt", "adding_task_lstm.safetensors")
 
@@ -56,6 +59,8 @@ def main() -> None:
 
     write(run_check([SAMPLES / name for name in CHECKED], [CHECK] * len(CHECKED)),
           "check_samples")
+
+    write(rnngrad.surface(SAMPLES / "pascanu_unit.safetensors", **SURFACE), "surface_pascanu_unit")
 
 
 if __name__ == "__main__":

@@ -141,6 +141,10 @@ DOCUMENTED = [
     "from rnngrad.plots import save_plot, spectrum_figure, bptt_figure, check_figure",
     "import rnngrad; rnngrad.inspect; rnngrad.load; rnngrad.RnngradError; rnngrad.CheckReport",
     "import rnngrad.bptt.analysis, rnngrad; assert callable(rnngrad.bptt)",
+    "import rnngrad; assert callable(rnngrad.surface) and rnngrad.SurfaceOptions().lr > 0",
+    "from rnngrad.surface import SurfaceOptions, loss_function, surface; assert callable(surface)",
+    "import rnngrad.surface.analysis, rnngrad; assert callable(rnngrad.surface.loss_function)",
+    "from rnngrad.plots import surface_figure",
 ]
 
 
@@ -172,6 +176,7 @@ def test_import_rnngrad_is_cheap():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["bptt", "--help"],
+                                  ["surface", "--help"], ["surface", "x.pt", "--lr", "no"],
                                   ["spectrum", "--help"], ["check", "--help"],
                                   ["inspect", "--help"], ["bptt", "x.pt", "--batch", "zero"]])
 def test_cli_start_up_never_imports_torch(argv):

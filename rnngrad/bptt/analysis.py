@@ -32,6 +32,7 @@ from rnngrad.conventions.understand import understand
 from rnngrad.errors import OptionError, ProbeError, ResourceError
 from rnngrad.io import WeightBundle
 from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
+from rnngrad.probes.initial import initial_states
 from rnngrad.probes.lags import parse_lags
 from rnngrad.probes.sequences import Probe, make_probe
 from rnngrad.probes.spec import ProbeSpec
@@ -108,10 +109,11 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         _check_memory(group, probe, options)
         weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
         inputs = torch.as_tensor(probe.inputs, dtype=dtype, device=device)
+        initial = initial_for(group, options.probe, inputs.shape[0], dtype, device)
         try:
             with torch.no_grad():
                 traces, _ = run_stack([[(rec, weights[rec]) for rec in layer]
-                                       for layer in group.layers], inputs)
+                                       for layer in group.layers], inputs, initial)
         except ForwardOverflow as exc:
             profiles += [_overflowed(rec, exc.step, options) for rec in group.members]
             extra_notes.append(f"{group.name}: the forward pass overflowed at step {exc.step}")
@@ -121,14 +123,15 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         mine = []
         for rec in group.members:
             trace, seen = traces[rec]
-            mine.append(_profile(rec, weights[rec], trace, seen, lags, options,
+            start = initial[rec] if initial is not None else None
+            mine.append(_profile(rec, weights[rec], trace, seen, start, lags, options,
                                  _lag_progress(on_progress, rec, len(profiles) + len(mine),
                                                total)))
         profiles += mine
         if not options.profile_only:
             group_head = head if group is groups[0] else None
             gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
-                                             options))
+                                             options, initial))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
@@ -157,15 +160,17 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
 def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
               largest_lag: int) -> tuple[Probe, str | None]:
     """The probe sequences for a group's first layer, and a note when the probe differs from
-    the one asked for: zero inputs when only W_rec is known (``--key``); Gaussian inputs for a
-    module that no embedding feeds when ``--tokens`` serves the others."""
+    the one asked for: zero-width inputs when only W_rec is known (``--key``) or the
+    recurrence has no input; Gaussian inputs for a module that no embedding feeds when
+    ``--tokens`` serves the others."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
                          "bptt needs the input weights; `rnngrad spectrum` works without them")
-    window = dict(steps=spec.steps, burn_in=spec.burn_in, batch=spec.batch, seed=spec.seed)
-    if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
+    window = dict(steps=spec.steps, burn_in=spec.burn_in, batch=spec.batch, seed=spec.seed,
+                  initial_state=spec.initial_state)
+    if first.input_size is None:  # --key or no input: zero-width inputs
         return make_probe(ProbeSpec(**window, input_scale=0.0), 0,
                           largest_lag=largest_lag), None
     note = None
@@ -178,6 +183,16 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
         return make_probe(spec, first.input_size, embedding, largest_lag=largest_lag), note
     except ProbeError as exc:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
+
+
+def initial_for(group: Group, spec: ProbeSpec, batch: int, dtype: torch.dtype,
+                device) -> dict[Recurrence, torch.Tensor] | None:
+    """s_0 (B, S) of each recurrence of ``group`` from ``--initial-state``; None: all zero."""
+    states = initial_states(spec, [rec.state_size for rec in group.members], batch)
+    if states is None:
+        return None
+    return {rec: torch.as_tensor(state, dtype=dtype, device=device)
+            for rec, state in zip(group.members, states)}
 
 
 def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
@@ -208,7 +223,8 @@ def _readout(size: int, seed: int, index: int, dtype: torch.dtype, device) -> to
 
 
 def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Tensor,
-             lags: tuple[int, ...], options: BpttOptions, on_lag=None) -> RecurrenceProfile:
+             initial: torch.Tensor | None, lags: tuple[int, ...], options: BpttOptions,
+             on_lag=None) -> RecurrenceProfile:
     block, state_name = state_block(rec, options.state)
     size = block.stop - block.start
     readout = _readout(size, options.probe.seed, zlib.crc32(rec.weight_hh.encode()),
@@ -223,7 +239,7 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
                                  rows=rows, verdict=verdict, reason=reason)
     if options.profile_only:
         return measured
-    shares = replay_shares(rec, weights, seen, readout, block)
+    shares = replay_shares(rec, weights, seen, readout, block, initial)
     reference, name = _reference_matrix(rec, weights, block)
     return replace(measured, directions=exploding_directions(profile, reference, name),
                    share_beyond_10=float(np.mean(shares[10])),

@@ -51,14 +51,16 @@ class GroupGradients:
 def group_gradients(group: Group, weights: dict, inputs: torch.Tensor,
                     traces: dict[object, tuple[Trace, torch.Tensor]],
                     profiles: list[RecurrenceProfile], head: Head | None,
-                    options: BpttOptions) -> GroupGradients:
-    """The gradient norms of one module for the clip rule (truncated too when it explodes)."""
-    full = gradient_norms(group, weights, inputs, head, options)
+                    options: BpttOptions, initial: dict | None = None) -> GroupGradients:
+    """The gradient norms of one module for the clip rule (truncated too when it explodes);
+    ``initial`` maps a recurrence to its s_0 (absent: zero)."""
+    full = gradient_norms(group, weights, inputs, head, options, initial)
     exploding = any(item.verdict == ProfileVerdict.EXPLODING for item in profiles)
     horizon, first_bad = healthy_horizon(profiles, options.explode_above)
     truncated = None
     if exploding and options.clip_rule in (ClipRule.HORIZON, "auto") and horizon:
-        truncated = gradient_norms(group, weights, inputs, head, options, horizon=horizon)
+        truncated = gradient_norms(group, weights, inputs, head, options, initial,
+                                   horizon=horizon)
     window = max((row.lag for item in profiles for row in item.rows), default=0)
     return GroupGradients(full=full, horizon=horizon, truncated=truncated, exploding=exploding,
                           first_bad_lag=first_bad,
@@ -98,9 +100,11 @@ def state_growth(traces: dict[object, tuple[Trace, torch.Tensor]], group: Group,
 
 
 def gradient_norms(group: Group, weights: dict, inputs: torch.Tensor, head: Head | None,
-                   options: BpttOptions, *, horizon: int | None = None) -> np.ndarray:
+                   options: BpttOptions, initial: dict | None = None, *,
+                   horizon: int | None = None) -> np.ndarray:
     """‖∂E_b/∂θ‖ per probe b (B,) over the group's parameters (and the head's, if used),
-    backpropagated over the last ``horizon`` steps only when it is given."""
+    backpropagated over the last ``horizon`` steps only when it is given; ``initial`` maps a
+    recurrence to its s_0 (B, S) (absent: zero)."""
     params = {rec: {name: value.detach().clone().requires_grad_(True)
                     for name, value in vars(w).items() if value is not None}
               for rec, w in weights.items()}
@@ -110,7 +114,9 @@ def gradient_norms(group: Group, weights: dict, inputs: torch.Tensor, head: Head
             layers = [[(rec, CellWeights(**params[rec])) for rec in layer]
                       for layer in group.layers]
             try:
-                _, output = run_stack(layers, inputs[index:index + 1], horizon=horizon)
+                start = ({rec: state[index:index + 1] for rec, state in initial.items()}
+                         if initial is not None else None)
+                _, output = run_stack(layers, inputs[index:index + 1], start, horizon=horizon)
             except ForwardOverflow:
                 norms.append(np.inf)
                 continue

@@ -56,10 +56,10 @@ class BpttOptions(ReadOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "modules", tuple(self.modules))
-        _choice("--state", self.state, STATES)
-        _choice("--dtype", self.dtype, DTYPES)
-        _choice("--loss", self.loss, LOSSES)
-        _choice("--clip-rule", self.clip_rule, CLIP_RULES)
+        check_choice("--state", self.state, STATES)
+        check_choice("--dtype", self.dtype, DTYPES)
+        check_choice("--loss", self.loss, LOSSES)
+        check_choice("--clip-rule", self.clip_rule, CLIP_RULES)
         if not _positive(self.vanish_below) or not _positive(self.explode_above) or not (
                 self.vanish_below < self.explode_above):
             raise OptionError(f"thresholds --vanish-below {self.vanish_below} and --explode-above "
@@ -68,7 +68,8 @@ class BpttOptions(ReadOptions):
         check_max_memory(self.max_memory)
 
 
-def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    """An OptionError naming the option and the choices when ``value`` is not one of them."""
     if value not in allowed:
         raise OptionError(f"{option} {value!r} is not known", f"use one of: {', '.join(allowed)}")
 

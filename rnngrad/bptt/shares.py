@@ -12,7 +12,7 @@ from rnngrad.cells.base import CellWeights
 
 
 def replay_shares(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
-                  readout: torch.Tensor, block: slice,
+                  readout: torch.Tensor, block: slice, initial: torch.Tensor | None = None,
                   horizons: tuple[int, ...] = (10, 100)) -> dict[int, np.ndarray]:
     """Share of the W_hh gradient from terms more than k steps before T, per probe (B,).
 
@@ -20,12 +20,13 @@ def replay_shares(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
     for E = uᵀ s_T. The term of step t sits at lag ℓ = T − t; its size is ‖δ_t‖·‖h_(t−1)‖.
     The share beyond k is Σ_(ℓ>k) ‖term‖ / Σ_ℓ ‖term‖ (sizes, so that terms of opposite signs
     do not hide each other). δ_t comes from autograd through a zero tap on b_hh at each step.
+    The replay starts from ``initial`` (B, S), or zero.
     """
     drive = weights.input_drive(inputs)
     batch, steps = inputs.shape[:2]
     bias = weights.bias_hh if weights.bias_hh is not None else drive.new_zeros(drive.shape[-1])
     taps = [drive.new_zeros(batch, drive.shape[-1], requires_grad=True) for _ in range(steps)]
-    state = inputs.new_zeros(batch, rec.state_size)
+    state = inputs.new_zeros(batch, rec.state_size) if initial is None else initial
     previous = []
     equations = rec.equations
     with torch.enable_grad():

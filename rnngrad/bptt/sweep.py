@@ -1,6 +1,7 @@
 """The hot path: the per-lag BPTT Jacobian profile of one recurrence, in one backward sweep.
 
-For a probe x_1..x_T and s_0 = 0, the lag-ℓ Jacobian is (docs/theory.md "Lags"; the seed's eq. 5)
+For a probe x_1..x_T from s_0 (zero unless ``--initial-state``), the lag-ℓ Jacobian is
+(docs/theory.md "Lags"; the seed's eq. 5)
 
     P_ℓ = ∂s_T/∂s_(T−ℓ) = J_T J_(T−1) ··· J_(T−ℓ+1),    J_t = ∂s_t/∂s_(t−1).
 

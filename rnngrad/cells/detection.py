@@ -80,7 +80,8 @@ def _from_layouts(bundle: WeightBundle, activation: str | None) -> list[Recurren
             nonlinearity_source=source, leak=layout.leak,
             leak_source=layout.leak_source if layout.leak is not None else "",
             convention=layout.convention, gate_order=layout.gate_order,
-            orientation=layout.orientation, low_rank=layout.low_rank, sources=layout.sources))
+            orientation=layout.orientation, low_rank=layout.low_rank, sources=layout.sources,
+            missing=rec.missing if layout.has_input else ()))
     return found
 
 

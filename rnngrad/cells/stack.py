@@ -3,12 +3,14 @@
 A *group* is what runs together: a stacked module (its layers, each with its directions,
 forward first) or a lone cell module. Layer k's input is the concatenation of layer k−1's
 outputs (forward first); a reverse direction runs over the time-reversed sequence, so its
-steps (and lags) count in its own direction. States start at zero.
+steps (and lags) count in its own direction. States start at zero, or at a given s_0 per
+recurrence (``--initial-state``, :mod:`rnngrad.probes.initial`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -37,23 +39,29 @@ class Trace:
     states: list
 
 
-def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, *,
+def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
+                   initial: torch.Tensor | None = None, *, check_finite: bool = True,
                    horizon: int | None = None) -> Trace:
     """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order.
 
+    ``initial``: s_0 (B, S) (default zero). ``check_finite``: raise :class:`ForwardOverflow` at
+    the first step that leaves the finite range; without it (under ``torch.func.vmap``, where
+    a tensor cannot decide a branch) non-finite states run on to a non-finite output.
     ``horizon``: truncated backpropagation: the state is detached before step T − horizon + 1,
     so gradients reach back at most ``horizon`` steps (None: all the way).
     """
     drive = weights.input_drive(inputs)
-    state = inputs.new_zeros(inputs.shape[0], rec.state_size)
+    state = inputs.new_zeros(inputs.shape[0], rec.state_size) if initial is None else initial
     outputs, caches, states = [], [], []
     equations = rec.equations
     cut = None if horizon is None else inputs.shape[1] - horizon
-    for t in range(inputs.shape[1]):
+    # unbind: one backward node for all steps (drive[:, t] would scatter T full-size
+    # gradients, O(T²), and triple the cost of a parameter gradient at T = 150).
+    for t, drive_t in enumerate(drive.unbind(1)):
         if t == cut:
             state = state.detach()
-        state, cache = equations.step(weights, drive[:, t], state, rec.nonlinearity)
-        if not torch.isfinite(state).all():
+        state, cache = equations.step(weights, drive_t, state, rec.nonlinearity)
+        if check_finite and not torch.isfinite(state).all():
             raise ForwardOverflow(t + 1)
         outputs.append(equations.output(state, rec.hidden_size))
         caches.append(cache)
@@ -62,17 +70,19 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, 
                  states=states)
 
 
-def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor, *,
-              horizon: int | None = None,
+def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor,
+              initial: Mapping[Recurrence, torch.Tensor] | None = None, *,
+              check_finite: bool = True, horizon: int | None = None,
               ) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
     """Run a stacked, possibly bidirectional module exactly as PyTorch does.
 
     ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
     concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
-    time-reversed sequence. Returns each recurrence's trace with the inputs it saw (in its own
-    time order) and the module's output sequence (B, T, D·P). ``horizon`` truncates the
-    forward directions' backpropagation to that many steps (the output at T of a reverse
-    direction depends on no earlier step).
+    time-reversed sequence. ``initial`` maps a recurrence to its s_0 (B, S) (absent: zero);
+    ``check_finite`` as in :func:`run_recurrence`. Returns each recurrence's trace with the
+    inputs it saw (in its own time order) and the module's output sequence (B, T, D·P).
+    ``horizon`` truncates the forward directions' backpropagation to that many steps (the
+    output at T of a reverse direction depends on no earlier step).
     """
     traces: dict[Recurrence, tuple[Trace, torch.Tensor]] = {}
     current = inputs
@@ -80,7 +90,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.
         outs = []
         for rec, weights in directions:
             seen = current.flip(1) if rec.direction == "reverse" else current
-            trace = run_recurrence(rec, weights, seen,
+            start = initial.get(rec) if initial is not None else None
+            trace = run_recurrence(rec, weights, seen, start, check_finite=check_finite,
                                    horizon=horizon if rec.direction == "forward" else None)
             traces[rec] = (trace, seen)
             outs.append(trace.outputs.flip(1) if rec.direction == "reverse" else trace.outputs)

@@ -10,7 +10,8 @@ import typer
 
 from rnngrad.bptt.options import CLIP_RULES, DTYPES, LOSSES, STATES, BpttOptions
 from rnngrad.cli.common import (BPTT, THRESHOLDS_PANEL, ActivationOpt, BatchOpt,
-                                BurnInOpt, Format, FormatOpt, InputScaleOpt, InputsOpt, KeyOpt,
+                                BurnInOpt, Format, FormatOpt, InitialStateOpt, InputScaleOpt,
+                                InputsOpt, KeyOpt,
                                 LagsOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt,
                                 PlotOpt, QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
                                 check_plot, emit, given, handled, model_path,
@@ -39,6 +40,7 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
             inputs: InputsOpt = None, tokens: TokensOpt = False,
             tokens_file: TokensFileOpt = None, batch: BatchOpt = None, steps: StepsOpt = None,
             burn_in: BurnInOpt = None, seed: SeedOpt = None, input_scale: InputScaleOpt = None,
+            initial_state: InitialStateOpt = None,
             state: Annotated[Optional[State], typer.Option(
                 help=with_default("LSTM: all = \\[h; c], or the h or c block.", BPTT.state))
                              ] = None,
@@ -82,7 +84,8 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
 
     with handled(format):
         probe = probe_spec(inputs=inputs, tokens=tokens, tokens_file=tokens_file, batch=batch,
-                           steps=steps, burn_in=burn_in, seed=seed, input_scale=input_scale)
+                           steps=steps, burn_in=burn_in, seed=seed, input_scale=input_scale,
+                           initial_state=initial_state)
         options = BpttOptions(probe=probe, **given(
             BpttOptions, lags=lags, state=state, vanish_below=vanish_below,
             explode_above=explode_above, loss=loss, targets=targets, clip_rule=clip_rule,

@@ -105,6 +105,11 @@ SeedOpt = Annotated[Optional[int], typer.Option(
 InputScaleOpt = Annotated[Optional[float], typer.Option(
     "--input-scale", help=with_default("Standard deviation of Gaussian inputs.",
                                        PROBE.input_scale), rich_help_panel=PROBE_PANEL)]
+InitialStateOpt = Annotated[Optional[str], typer.Option(
+    "--initial-state", metavar="VALUE|FILE.npy",
+    help="Starting state s_0: a number for every entry, or .npy (S,), (R, S) or (R, B, S) "
+         "with R recurrences in PyTorch's h0 order (LSTM: \\[h0; c0]). Default: zero.",
+    rich_help_panel=PROBE_PANEL, show_default=False)]
 
 
 def value(option: Any) -> Any:

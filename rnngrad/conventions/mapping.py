@@ -21,6 +21,15 @@ A map says which arrays of any ``.npz``/``.pt``/``.safetensors`` file form a rec
     input_orientation = "auto"      # rows (N × I), columns (I × N) or auto (by shape)
     form = "rate"                   # rate (above) or elman: h' = φ(W h + W_in u + b), α = 1
 
+    [probe]                         # optional: how the model is run, for `rnngrad surface`
+    steps = 50                      #   ProbeSpec fields: batch, steps, burn_in, seed,
+    initial_state = 0.5             #   input_scale, initial_state (s_0: number or .npy)
+    loss = "squared"                #   and the probe loss with its targets
+    targets = 0.7
+
+A safetensors file can carry its own map as the TOML text of its metadata key ``rnngrad.map``
+(:data:`MAP_METADATA`), so that it reads without options; ``--map FILE.toml`` replaces it.
+
 Masks and Dale's matrix act on the arrays as stored, before any transpose. The result is a
 :class:`~rnngrad.formats.Layout` over derived tensors ``<name>.weight_hh`` (N × N, rows = new
 state), ``<name>.weight_ih`` (N × I) and ``<name>.bias_ih`` (N); the ``leaky`` cell runs it
@@ -43,6 +52,7 @@ from rnngrad.io.bundle import WeightBundle
 from rnngrad.io.layout import LowRank
 from rnngrad.io.layout import Derived, Layout, derived_tensor, with_derived
 
+MAP_METADATA = "rnngrad.map"  # a safetensors metadata key holding a map's TOML text
 FORMS = ("rate", "elman")
 ORIENTATIONS = ("rows", "columns")
 KEYS = ("name", "recurrent", "left", "right", "scale", "input", "input_scale", "bias", "mask",
@@ -75,54 +85,116 @@ class RateMapping:
     form: str = "rate"
 
 
-def read_map(path: str | Path) -> tuple[RateMapping, ...]:
-    """The recurrences a ``--map`` TOML file describes; OptionError for anything malformed."""
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How a map says its model is run: the ``[probe]`` table, for ``rnngrad surface``.
+
+    ``probe`` holds :class:`~rnngrad.probes.spec.ProbeSpec` fields (``batch``, ``steps``,
+    ``burn_in``, ``seed``, ``input_scale``, ``initial_state``), ``loss`` and ``targets`` the
+    probe loss (``--loss``, ``--targets``); ``source`` says where the map came from. They are
+    checked where they are used (a map cannot know the probe layer's rules).
+    """
+
+    source: str
+    probe: tuple[tuple[str, Any], ...] = ()
+    loss: str | None = None
+    targets: str | None = None
+
+    def describe(self) -> str:
+        """The settings as the map wrote them: ``steps = 50, loss = squared, ...``."""
+        items = [*self.probe, ("loss", self.loss), ("targets", self.targets)]
+        return ", ".join(f"{key} = {value}" for key, value in items if value is not None)
+
+
+def read_map(path: str | Path) -> tuple[tuple[RateMapping, ...], RunSettings | None]:
+    """The recurrences a ``--map`` TOML file describes and its ``[probe]`` settings;
+    OptionError for anything malformed."""
     file = Path(path)
+    where = f"--map {file}"
     try:
-        document = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise OptionError(f"--map {file}: no such file", "check the path") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise OptionError(f"--map {file}: not a readable TOML file ({exc})",
+        raise OptionError(f"{where}: no such file", "check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OptionError(f"{where}: not a readable TOML file ({exc})",
                           "see `rnngrad --help` for the map format") from None
+    return parse_map(text, where, f"map file {file.name}")
+
+
+def parse_map(text: str, where: str,
+              source: str) -> tuple[tuple[RateMapping, ...], RunSettings | None]:
+    """A map's TOML ``text``: its recurrences and ``[probe]``; ``where`` names it in errors,
+    ``source`` in reports."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise OptionError(f"{where}: not a readable TOML file ({exc})",
+                          "see `rnngrad --help` for the map format") from None
+    settings = _settings(document.pop("probe", None), where, source)
     tables = document.get("recurrence", document)
     tables = [tables] if isinstance(tables, dict) else tables
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-        raise OptionError(f"--map {file}: expected [[recurrence]] tables",
+        raise OptionError(f"{where}: expected [[recurrence]] tables",
                           "write one [[recurrence]] table per recurrence")
-    return tuple(_mapping(table, f"map file {file.name}", file) for table in tables)
+    return tuple(_mapping(table, source, where) for table in tables), settings
 
 
-def _mapping(table: dict[str, Any], source: str, file: Path) -> RateMapping:
+PROBE_KEYS = ("batch", "steps", "burn_in", "seed", "input_scale", "initial_state", "loss",
+              "targets")
+
+
+def _settings(table: Any, where: str, source: str) -> RunSettings | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise OptionError(f"{where}: [probe] must be a table", f"keys: {', '.join(PROBE_KEYS)}")
+    unknown = sorted(set(table) - set(PROBE_KEYS))
+    if unknown:
+        raise OptionError(f"{where}: unknown [probe] key(s) {', '.join(unknown)}",
+                          f"known keys: {', '.join(PROBE_KEYS)}")
+    values = dict(table)
+    loss, targets = values.pop("loss", None), values.pop("targets", None)
+    if loss is not None and not isinstance(loss, str):
+        raise OptionError(f"{where}: [probe] loss = {loss!r} is not a name",
+                          "e.g. loss = \"squared\"")
+    if targets is not None and (isinstance(targets, bool)
+                                or not isinstance(targets, (str, int, float))):
+        raise OptionError(f"{where}: [probe] targets = {targets!r} is neither a number nor a "
+                          "file", "e.g. targets = 0.7")
+    return RunSettings(source=source, probe=tuple(values.items()), loss=loss,
+                       targets=None if targets is None else str(targets))
+
+
+def _mapping(table: dict[str, Any], source: str, where: str) -> RateMapping:
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
-        raise OptionError(f"--map {file}: unknown key(s) {', '.join(unknown)}",
+        raise OptionError(f"{where}: unknown key(s) {', '.join(unknown)}",
                           f"known keys: {', '.join(KEYS)}")
     values = dict(table)
     leak, leak_source = _leak(values.pop("leak", None), values.pop("dt", None),
-                              values.pop("tau", None), file)
+                              values.pop("tau", None), where)
     bias = values.pop("bias", ())
     values["bias"] = (bias,) if isinstance(bias, str) else tuple(bias)
     try:
         mapping = RateMapping(source=source, leak=leak, leak_source=leak_source, **values)
     except TypeError as exc:
-        raise OptionError(f"--map {file}: {exc}", "check the keys' values") from None
-    return validate(mapping, f"--map {file}")
+        raise OptionError(f"{where}: {exc}", "check the keys' values") from None
+    return validate(mapping, where)
 
 
-def _leak(leak: Any, dt: Any, tau: Any, file: Path) -> tuple[float, str]:
+def _leak(leak: Any, dt: Any, tau: Any, where: str) -> tuple[float, str]:
     try:
         if leak is not None:
             if dt is not None or tau is not None:
                 raise ValueError("give either leak or dt and tau, not both")
-            return check_leak(leak, f"--map {file}"), "map"
+            return check_leak(leak, where), "map"
         if dt is not None or tau is not None:
             if dt is None or tau is None:
                 raise ValueError("dt and tau go together (α = dt/τ)")
-            return check_leak(float(dt) / float(tau), f"--map {file} (α = dt/τ)"), \
+            return check_leak(float(dt) / float(tau), f"{where} (α = dt/τ)"), \
                 f"map: dt/τ = {dt}/{tau}"
     except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise OptionError(f"--map {file}: {exc}", "leak α = dt/τ must be in (0, 1]") from None
+        raise OptionError(f"{where}: {exc}", "leak α = dt/τ must be in (0, 1]") from None
     return 1.0, "map: no leak given"
 
 
@@ -151,10 +223,22 @@ def validate(mapping: RateMapping, where: str) -> RateMapping:
     return mapping
 
 
-def apply_map_file(bundle: WeightBundle, path: str | Path) -> WeightBundle:
+def apply_map_file(bundle: WeightBundle,
+                   path: str | Path) -> tuple[WeightBundle, RunSettings | None]:
     """The file's own tensors (before any built-in convention) understood through a map."""
     base = bundle.original or bundle
-    return apply(base, read_map(path), (f"recurrences described by --map {path}",))
+    mappings, settings = read_map(path)
+    return apply(base, mappings, (f"recurrences described by --map {path}",)), settings
+
+
+def apply_map_metadata(bundle: WeightBundle) -> tuple[WeightBundle, RunSettings | None]:
+    """The file understood through the map it carries in its metadata (``rnngrad.map``)."""
+    where = f"{bundle.path}: metadata {MAP_METADATA}"
+    mappings, settings = parse_map(bundle.metadata[MAP_METADATA], where,
+                                   f"the file's {MAP_METADATA} metadata")
+    note = (f"recurrences described by the map in the file's metadata {MAP_METADATA} "
+            "(a --map FILE.toml replaces it)")
+    return apply(bundle, mappings, (note,)), settings
 
 
 def apply(bundle: WeightBundle, mappings: tuple[RateMapping, ...],
@@ -178,7 +262,7 @@ def _recurrence(bundle: WeightBundle, m: RateMapping) -> tuple[Layout, dict[str,
                     nonlinearity=m.nonlinearity, nonlinearity_source=m.nonlinearity_source,
                     convention=_convention(m), orientation=_orientation(bundle, m, size),
                     leak=m.leak if m.form == "rate" else None, leak_source=m.leak_source,
-                    low_rank=low_rank, sources=_sources(m))
+                    low_rank=low_rank, sources=_sources(m), has_input=m.input is not None)
     tensors = dict([_weight_hh(bundle, m, layout, size, low_rank)])
     if m.input:
         tensors.update([_weight_ih(bundle, m, layout, size)])

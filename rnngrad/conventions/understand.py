@@ -3,40 +3,52 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rnngrad.cells import Recurrence
 from rnngrad.conventions.options import ReadOptions
 from rnngrad.io import WeightBundle, as_bundle
 
+if TYPE_CHECKING:
+    from rnngrad.conventions.mapping import RunSettings
+
+
 @dataclass(frozen=True)
 class Understood:
-    """A source read and understood: its bundle, its recurrences in file order, and notes
-    (what the reader skipped or assumed, how each recurrence was understood)."""
+    """A source read and understood: its bundle, its recurrences in file order, notes (what
+    the reader skipped or assumed, how each recurrence was understood), and the ``[probe]``
+    settings of the map it was read with, if any."""
 
     bundle: WeightBundle
     recurrences: tuple[Recurrence, ...]
     notes: tuple[str, ...]
+    settings: RunSettings | None = None
 
 
 def understand(source: Any, options: ReadOptions = ReadOptions()) -> Understood:
     """Read ``source`` (a path, bundle, state dict or ``torch.nn.Module``) and find its
-    recurrences: a ``--map`` file, else the file's own layouts, else a known research
-    convention, else PyTorch's key patterns; ``keys``, ``activation`` and ``leak`` apply."""
+    recurrences: a ``--map`` file, else the map in the file's metadata (``rnngrad.map``), else
+    the file's own layouts, else a known research convention, else PyTorch's key patterns;
+    ``keys``, ``activation`` and ``leak`` apply."""
     from rnngrad.cells.detection import find_recurrences
     from rnngrad.conventions.builtin import recognise
+    from rnngrad.conventions.mapping import MAP_METADATA, apply_map_file, apply_map_metadata
 
     bundle = as_bundle(source)
+    settings = None
     if options.map is not None:
-        from rnngrad.conventions.mapping import apply_map_file
-
-        bundle = apply_map_file(bundle, options.map)
+        bundle, settings = apply_map_file(bundle, options.map)
+    elif MAP_METADATA in bundle.metadata and not bundle.layouts:
+        bundle, settings = apply_map_metadata(bundle)
     else:
         bundle = recognise(bundle)
     recurrences = find_recurrences(bundle, keys=options.keys, activation=options.activation,
                                    leak=options.leak)
-    return Understood(bundle=bundle, recurrences=recurrences,
-                      notes=_notes(bundle, recurrences))
+    notes = _notes(bundle, recurrences)
+    if settings is not None:
+        notes += (f"{settings.source} says how the model runs: [probe] {settings.describe()} "
+                  "(`rnngrad surface` uses it; options given replace it)",)
+    return Understood(bundle=bundle, recurrences=recurrences, notes=notes, settings=settings)
 
 
 def load(path: Any) -> WeightBundle:

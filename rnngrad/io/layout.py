@@ -36,6 +36,8 @@ class Layout:
     The derived names are ``<module>.weight_hh_l<layer>[_reverse]`` (with ``weight_ih``,
     ``bias_ih``, ``bias_hh`` companions) or, for ``cell_module``, ``<module>.weight_hh``.
     ``cell`` overrides the guess from the row count (``"gru_reset_before"``, ``"leaky"``).
+    ``has_input`` False: the recurrence has no input by design (a map without ``input``), so
+    no ``weight_ih`` is missing: it runs on zero-width inputs, x_t = W φ(x_(t−1)) + b.
     """
 
     module: str
@@ -52,6 +54,7 @@ class Layout:
     leak_source: str = ""
     low_rank: "LowRank | None" = None
     sources: tuple[str, ...] = ()
+    has_input: bool = True
 
     def tensor_name(self, part: str) -> str:
         """The derived name of ``part`` (``weight_hh``, ``weight_ih``, ``bias_ih``, ...)."""

@@ -30,13 +30,14 @@ from rnngrad.errors import OptionError
 from rnngrad.plots._common import TERM, require, target_kind
 
 __all__ = ["bptt_figure", "check_figure", "check_target", "plot_bptt", "plot_check",
-           "plot_spectrum", "save_plot", "spectrum_figure"]
+           "plot_spectrum", "save_plot", "spectrum_figure", "surface_figure"]
 
 # command -> (module, figure function); the terminal pictures are rnngrad.plots.term.TEXTS
 _DRAWERS = {
     "spectrum": ("rnngrad.plots.spectrum", "spectrum_figure"),
     "bptt": ("rnngrad.plots.bptt", "bptt_figure"),
     "check": ("rnngrad.plots.check", "check_figure"),
+    "surface": ("rnngrad.plots.surface", "surface_figure"),
 }
 
 
@@ -51,12 +52,13 @@ def check_target(target: str | Path) -> str:
 
 
 def save_plot(report: Any, target: str | Path) -> None:
-    """Draw ``report`` (spectrum, bptt or check) to ``target``: a ``.png`` or ``.svg`` path,
+    """Draw ``report`` (spectrum, bptt, surface or check) to ``target``: a ``.png`` or ``.svg``
+    path,
     or ``"term"`` (stdout). Anything with ``results`` draws as a check report."""
     command = getattr(report, "command", None) or ("check" if hasattr(report, "results") else None)
     if command not in _DRAWERS:
         raise OptionError(f"--plot cannot draw a {command or type(report).__name__} report",
-                          "use --plot with spectrum, bptt or check")
+                          "use --plot with spectrum, bptt, surface or check")
     kind = check_target(target)
     if kind == TERM:
         from rnngrad.plots.term import TEXTS
@@ -93,6 +95,11 @@ def spectrum_figure(report: Any) -> Any:
 def bptt_figure(report: Any) -> Any:
     """The bptt picture as a :class:`matplotlib.figure.Figure` (current rcParams)."""
     return _figure("bptt")(report)
+
+
+def surface_figure(report: Any) -> Any:
+    """The surface picture as a :class:`matplotlib.figure.Figure` (current rcParams)."""
+    return _figure("surface")(report)
 
 
 def check_figure(report: Any) -> Any:

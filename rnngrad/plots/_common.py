@@ -180,4 +180,6 @@ def probe_words(probe: Any) -> str:
     """The probe in a few words for a title: B × T steps, kind, seed."""
     if probe is None:
         return "none (nothing was run)"
+    if probe.shape[2] == 0:
+        return f"{probe.batch} × {probe.shape[1]} steps, no input"
     return f"{probe.batch} × {probe.steps} steps, {probe.kind}, seed {probe.seed}"

@@ -229,4 +229,76 @@ def _marks(plot: Any, x: Any, y: Any, label: str, marker: str) -> None:
     plot.draw(signal)
 
 
-TEXTS = {"spectrum": spectrum_text, "bptt": bptt_text, "check": check_text}
+def surface_text(report: Any, *, color: bool = False) -> str:
+    """The --vary grid (a few rows of a surface), the slice with its wall, the growth panel."""
+    grid = report.grid
+    panels = 2 + (grid is not None)
+
+    def draw(figure: Any) -> None:
+        if grid is not None:
+            _surface_grid_panel(_panel(figure, 0, panels), grid)
+        _surface_slice_panel(_panel(figure, panels - 2, panels), report)
+        _surface_growth_panel(_panel(figure, panels - 1, panels), report)
+
+    header = (f"rnngrad surface · {plain(model_name(report.model.path))}\n"
+              f"{plain(report.step.sentence)}\n")
+    return header + render(draw, panels, color=color)
+
+
+GRID_ROWS = 5
+
+
+def _surface_grid_panel(plot: Any, grid: Any) -> None:
+    first = grid.axes[0]
+    if len(grid.axes) == 1:
+        _curve(plot, first.values, grid.loss[0], f"E along {plain(first.name)}")
+        plot.title(f"E along {plain(first.name)} (θ at {first.origin:.4g})")
+    else:
+        second = grid.axes[1]
+        picks = sorted({round(k * (len(second.values) - 1) / (GRID_ROWS - 1))
+                        for k in range(GRID_ROWS)})
+        for j in picks:
+            _curve(plot, first.values, [row[j] for row in grid.loss],
+                   f"{plain(second.name)} = {second.values[j]:.4g}")
+        plot.title(f"E along {plain(first.name)} at {len(picks)} values of "
+                   f"{plain(second.name)} (θ at {first.origin:.4g}, {second.origin:.4g})")
+    plot.line(first.origin, orientation="vertical", label="θ")
+    plot.label(plain(first.name), axis="x")
+    plot.label("E", axis="y")
+
+
+def _surface_slice_panel(plot: Any, report: Any) -> None:
+    if not report.slice:
+        plot.title("no slice: the gradient is zero or not finite")
+        return
+    _curve(plot, [p.step for p in report.slice], [p.loss for p in report.slice],
+           "E(θ − tĝ)")
+    if report.wall is not None:
+        plot.line(report.wall.distance, orientation="vertical",
+                  label=f"wall at t = {report.wall.distance:.4g}")
+    step = report.step
+    if step.step_length is not None:
+        plot.line(step.step_length, orientation="vertical",
+                  label=f"one plain step lands (t = {step.step_length:.4g})")
+    if step.clipped_length is not None and step.clipped_length != step.step_length:
+        plot.line(step.clipped_length, orientation="vertical",
+                  label=f"one clipped step lands (t = {step.clipped_length:.4g})")
+    plot.title("Slice along the gradient (t > 0: downhill)")
+    plot.label("step t along −ĝ", axis="x")
+    plot.label("E", axis="y")
+
+
+def _surface_growth_panel(plot: Any, report: Any) -> None:
+    steps = [row.steps for row in report.by_length]
+    for name, label in (("gradient_norm", "log10 ‖g‖"), ("top_eigenvalue", "log10 |λ_1|"),
+                        ("along_gradient", "log10 |ĝᵀHĝ|")):
+        values = [math.log10(abs(v)) if v else None for v in
+                  (getattr(row, name) for row in report.by_length)]
+        _curve(plot, steps, values, label)
+    plot.title(f"Growth with the BPTT horizon: {report.growth.regime}")
+    plot.label("horizon T (steps)", axis="x")
+    plot.label("log10 size", axis="y")
+
+
+TEXTS = {"spectrum": spectrum_text, "bptt": bptt_text, "check": check_text,
+         "surface": surface_text}

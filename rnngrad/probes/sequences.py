@@ -5,7 +5,8 @@
 - ``--tokens``: random token ids (or a token-id ``.npy`` of shape (B, T) or (T,)) looked up in
   the file's embedding table (V, I).
 
-Every probe starts from the zero state. Generated probes run a *burn-in* of ``burn_in`` steps
+Every probe starts from the zero state unless ``--initial-state`` says otherwise
+(:mod:`rnngrad.probes.initial`). Generated probes run a *burn-in* of ``burn_in`` steps
 (default 50) before the analysed window of ``steps`` steps, so the state has left zero when
 the window starts; the anchor T is the last step and lags reach back at most ``steps``. File
 probes have no burn-in: lags reach back to the first step. (:class:`~rnngrad.probes.spec.ProbeSpec`
@@ -38,7 +39,8 @@ class Probe:
                          seed=self.spec.seed,
                          input_scale=self.spec.input_scale if self.spec.kind == "gaussian" else None,
                          burn_in=length - self.max_lag, path=self.spec.path,
-                         shape=(batch, length, width), max_lag=self.max_lag)
+                         shape=(batch, length, width), max_lag=self.max_lag,
+                         initial_state=self.spec.initial_state)
 
 
 def make_probe(spec: ProbeSpec, input_size: int, embedding: np.ndarray | None = None, *,
@@ -67,7 +69,7 @@ def make_probe(spec: ProbeSpec, input_size: int, embedding: np.ndarray | None = 
 
 def read_inputs(path: Path, input_size: int) -> np.ndarray:
     """Probe sequences from ``.npy``: (B, T, I) or (T, I), finite floats, I = input_size."""
-    array = _read_npy(path, "--inputs")
+    array = read_npy(path, "--inputs")
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
@@ -90,7 +92,7 @@ def read_inputs(path: Path, input_size: int) -> np.ndarray:
 
 def read_tokens(path: Path, vocab: int) -> np.ndarray:
     """Token ids from ``.npy``: (B, T) or (T,), integers in [0, vocab)."""
-    array = _read_npy(path, "--tokens")
+    array = read_npy(path, "--tokens")
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2 or 0 in array.shape:
@@ -105,7 +107,8 @@ def read_tokens(path: Path, vocab: int) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _read_npy(path: Path, option: str) -> np.ndarray:
+def read_npy(path: Path, option: str) -> np.ndarray:
+    """A ``.npy`` array named by ``option``, memory-mapped, never unpickled; ProbeError if not."""
     if not path.is_file():
         raise ProbeError(f"{option} {path}: no such file", "check the path")
     try:

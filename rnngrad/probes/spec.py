@@ -38,7 +38,12 @@ class ProbeSpec:
     ``burn_in`` is 50 for a window of 100 steps or more (a long-running sequence: the state
     leaves zero first) and 0 for a shorter one (a whole short sequence from the zero state, as
     the model saw it in training): :meth:`window`. File probes have no burn-in: lags reach back
-    to their first step. Every probe starts from the zero state.
+    to their first step.
+
+    ``initial_state``: the state s_0 every probe starts from: None (zero, the default), a
+    number (every entry of every recurrence's s_0), or a ``.npy`` file
+    (:func:`rnngrad.probes.initial.initial_states` says which shapes). A number is kept as
+    its text (``"0.5"``), so that the options round-trip through JSON.
     """
 
     inputs: str | None = None
@@ -49,8 +54,10 @@ class ProbeSpec:
     burn_in: int | None = None
     seed: int = 0
     input_scale: float = 1.0
+    initial_state: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "initial_state", _initial_text(self.initial_state))
         problems = [
             (self.inputs is not None and (self.tokens or self.tokens_file is not None),
              "--inputs and --tokens/--tokens-file are two different probes; give one"),
@@ -91,6 +98,17 @@ class ProbeSpec:
         """The file the probe comes from, if any."""
         return self.inputs if self.inputs is not None else self.tokens_file
 
+    @property
+    def initial_value(self) -> float | None:
+        """s_0 as one number for every entry, when ``initial_state`` is a number."""
+        return _number(self.initial_state)
+
+    @property
+    def initial_path(self) -> str | None:
+        """The ``.npy`` file s_0 comes from, when ``initial_state`` names one."""
+        state = self.initial_state
+        return state if state is not None and _number(state) is None else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProbeEcho(Record):
@@ -100,7 +118,9 @@ class ProbeEcho(Record):
     ``batch`` = B, ``steps`` = the analysed window (the longest lag possible, ``max_lag``),
     ``burn_in`` the steps before it (0 for file probes). ``seed`` drew the Gaussian inputs or
     token ids, the random readout and random targets; ``input_scale`` is the Gaussian inputs'
-    standard deviation (None for other probes); ``path`` the file for file probes.
+    standard deviation (None for other probes); ``path`` the file for file probes;
+    ``initial_state`` the starting state s_0: None for zero, else the number or ``.npy`` file
+    it came from (:class:`ProbeSpec`).
     """
 
     kind: str
@@ -112,6 +132,36 @@ class ProbeEcho(Record):
     path: str | None
     shape: tuple[int, int, int]
     max_lag: int
+    initial_state: str | None = None
+
+
+def _initial_text(value: object) -> str | None:
+    """``initial_state`` as stored: None, a finite number as text, or a file name."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = repr(float(value))
+    if not isinstance(value, str) or not value.strip():
+        raise ProbeError(f"--initial-state {value!r} is neither a number nor a .npy file",
+                         "give a number (every entry of s_0) or FILE.npy")
+    number = _number(value)
+    if number is not None:
+        return repr(number)
+    if value.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+        raise ProbeError(f"--initial-state {value}: s_0 must be finite",
+                         "give a finite number or FILE.npy")
+    return value
+
+
+def _number(text: str | None) -> float | None:
+    """The finite number ``text`` spells, else None."""
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: object) -> bool:

@@ -36,13 +36,27 @@ def probe_line(probe: ProbeEcho | None) -> str:
     if probe is None:
         return "probe: none (nothing was run)"
     shape = "×".join(str(d) for d in probe.shape)
+    start = initial_words(probe.initial_state)
+    if probe.shape[2] == 0:
+        return (f"probe: no input, {probe.batch} × {probe.shape[1]} steps (the recurrence has no "
+                f"input weights), {start}; anchor T = last step")
     if probe.kind == "file":
-        return f"probe: {plain(probe.path)} ({shape}), zero initial state"
+        return f"probe: {plain(probe.path)} ({shape}), {start}"
     source = {"tokens": f"token ids from {plain(probe.path)}" if probe.path else
               "random token ids", "gaussian": "Gaussian inputs"}.get(probe.kind, probe.kind)
     scale = f", scale {probe.input_scale:g}" if probe.input_scale is not None else ""
     return (f"probe: {source} {shape} (B×T×I), seed {probe.seed}{scale}, burn-in "
-            f"{probe.burn_in} steps, zero initial state; anchor T = last step")
+            f"{probe.burn_in} steps, {start}; anchor T = last step")
+
+
+def initial_words(initial_state: str | None) -> str:
+    """The starting state s_0 of a probe echo, in words."""
+    if initial_state is None:
+        return "zero initial state"
+    try:
+        return f"initial state s_0 = {float(initial_state):g} (every entry)"
+    except ValueError:
+        return f"initial state s_0 from {plain(initial_state)}"
 
 
 def _summary(report: BpttReport) -> Table:

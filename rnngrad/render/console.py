@@ -23,6 +23,7 @@ VIEWS = {
     "inspect": ("rnngrad.render.console", "inspect_view"),
     "spectrum": ("rnngrad.render.console", "spectrum_view"),
     "bptt": ("rnngrad.render.bptt_console", "bptt_view"),
+    "surface": ("rnngrad.render.surface_console", "surface_view"),
     "check": ("rnngrad.render.check_console", "check_view"),
     "monitor": ("rnngrad.render.train_views", "monitor_view"),
 }

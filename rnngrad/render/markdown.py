@@ -22,7 +22,7 @@ class MarkdownRenderer:
 
     def render(self, report: Any) -> str:
         views = {"inspect": _inspect, "spectrum": _spectrum, "bptt": _bptt, "check": _check,
-                 "monitor": _monitor}
+                 "monitor": _monitor, "surface": _surface}
         command = getattr(report, "command", None)
         if command not in views:
             raise TypeError(f"no Markdown view for {type(report).__name__}")
@@ -121,6 +121,30 @@ def _bptt(report: Any) -> str:
         out += f"\nClip ({clip.regime}): {code(clip.line)} ({md(clip.rule_text)}).\n"
     if clip is not None and clip.advice:
         out += f"\n{'**No clip threshold:** ' if clip.max_norm is None else ''}{md(clip.advice)}.\n"
+    return out + _notes(report.notes)
+
+
+def _surface(report: Any) -> str:
+    from rnngrad.render.surface_text import curvature_lines, grid_lines, module_line, wall_line
+
+    out = _title(report, "surface") + (f"{md(module_line(report))}.\n\n"
+                                       f"E = {fmt(report.loss)}, ‖∂E/∂θ‖ = "
+                                       f"{fmt(report.gradient_norm)}.\n\n")
+    out += table(["tensor", "shape", "‖∂E/∂·‖"],
+                 [[code(p.name), fmt_shape(p.shape),
+                   fmt(p.gradient_norm) if p.in_theta else "fixed"] for p in report.parameters])
+    out += "\n**Curvature.** " + " ".join(md(line) + "." for line in curvature_lines(report))
+    out += "\n\n" + table(["T (horizon)", "‖g‖", "λ_1", "ĝᵀHĝ", "\\|cos(g, u_1)\\|"],
+                          [[str(r.steps), fmt(r.gradient_norm), fmt(r.top_eigenvalue),
+                            fmt(r.along_gradient), fmt(r.cos_gradient_top)]
+                           for r in report.by_length])
+    out += f"\n**Growth** ({report.growth.regime}). {md(report.growth.sentence)}\n\n"
+    out += f"**Slice.** {md(wall_line(report))}.\n\n"
+    out += f"**SGD step.** {md(report.step.sentence)}\n\n"
+    out += f"**SGD paths.** {md(report.paths.sentence)}\n"
+    if report.grid is not None:
+        out += "\n**Grid.** " + " ".join(md(line) + "." for line in grid_lines(report)) + "\n"
+    out += f"\nClip: {code(report.clip.line)} ({md(report.clip.rule_text)}).\n"
     return out + _notes(report.notes)
 
 
