@@ -128,3 +128,27 @@ def test_clip_recommendation_round_trips():
     clip = rnngrad.bptt(chaotic_rnn(gain=3.0), lags="1..60", batch=2).clip
     again = ClipRecommendation.from_dict(json.loads(json.dumps(clip.to_dict())))
     assert again == clip
+
+
+@pytest.mark.parametrize("lr, top, gradient_norm, expected, says", [
+    (0.5, 10.0, 2.0, 0.4, "below the average"),        # ‖g‖/(ηλ) = 0.4 < mean 2
+    (0.01, 10.0, 2.0, 2.0, "bounds it"),               # bound 20 > mean: the average
+    (0.5, -3.0, 2.0, 2.0, "no direction curves"),      # no upward curvature
+    (0.5, 10.0, float("inf"), 2.0, "not finite"),      # no usable gradient
+])
+def test_curvature_rule_closed_forms(lr, top, gradient_norm, expected, says):
+    from rnngrad.bptt.clipping import recommend_by_curvature
+    clip = recommend_by_curvature(np.array([1.0, 2.0, 3.0]), gradient_norm=gradient_norm,
+                                  largest_eigenvalue=top, lr=lr, loss="mse")
+    assert clip.rule == "curvature" and clip.lr == lr
+    assert clip.max_norm == pytest.approx(expected, rel=1e-15)
+    assert says in clip.advice
+    assert clip.clipped_share == pytest.approx(np.mean(np.array([1.0, 2.0, 3.0]) > expected),
+                                               abs=0)
+    assert "rnngrad surface" not in clip.caveat  # it is the surface's own rule
+    assert ClipRecommendation.from_dict(json.loads(json.dumps(clip.to_dict()))) == clip
+
+
+def test_bptt_points_to_the_curvature_rule(tmp_path):
+    report = rnngrad.bptt(chaotic_rnn(gain=0.5), lags="1..5", batch=2)
+    assert "rnngrad surface MODEL --lr" in report.clip.caveat

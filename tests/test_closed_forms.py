@@ -74,8 +74,12 @@ def test_ten_thousand_lags_on_a_chaotic_network_stay_finite_in_log_space():
     import json
 
     document = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert document["clip"]["max_norm"] is None  # parameter gradients overflow float64 here
-    assert "overflow" in document["clip"]["line"]
+    clip = document["clip"]
+    assert clip["full_mean"] is None  # the whole parameter gradient overflows float64 here
+    assert "overflowing" in clip["advice"]
+    # the default rule falls back to the gradient over the healthy horizon: a finite number
+    assert clip["rule"] == "horizon" and clip["regime"] == "exploding"
+    assert 1 <= clip["horizon"] < 100 and math.isfinite(clip["max_norm"])
 
 
 def test_vanishing_products_underflow_to_finite_logs():

@@ -181,14 +181,37 @@ def test_step_losses_and_slice_are_the_loss_along_the_gradient(tmp_path):
     assert path[1].loss == pytest.approx(step.loss_clipped, rel=1e-10)
 
 
-def test_clip_threshold_is_bptts_rule_on_per_probe_gradients(tmp_path):
-    model, source, settings, x, targets = make_case("rnn-tanh-mse", tmp_path)
-    report = rnngrad.surface(source, **settings)
-    names = theta_names(source, settings)
+def per_probe_gradient_norms(model, names, x, targets) -> list[float]:
     norms = []
     for b in range(BATCH):
         oracle, theta = loss_function(model, names, x[b:b + 1], "mse", targets[b:b + 1])
         norms.append(float(gradient(oracle, theta).norm()))
+    return norms
+
+
+def test_pascanu_clip_threshold_is_bptts_rule_on_per_probe_gradients(tmp_path):
+    model, source, settings, x, targets = make_case("rnn-tanh-mse", tmp_path)
+    report = rnngrad.surface(source, clip_rule="pascanu", **settings)
+    norms = per_probe_gradient_norms(model, theta_names(source, settings), x, targets)
     assert report.clip.norms == pytest.approx(norms, rel=1e-10)
     assert report.clip.max_norm == pytest.approx(float(np.mean(norms)), rel=1e-10)
     assert report.step.max_norm == report.clip.max_norm
+
+
+@pytest.mark.parametrize("lr", [1e-3, 0.5])
+def test_curvature_clip_threshold_against_the_dense_hessian(lr, tmp_path):
+    """min(mean per-probe norm, ‖g‖/(η λ_max)) with ‖g‖ and λ_max from autograd's dense
+    Hessian of the batch loss: a small η leaves the average norm, a large one the bound."""
+    model, source, settings, x, targets = make_case("rnn-tanh-mse", tmp_path)
+    report = rnngrad.surface(source, lr=lr, **settings)
+    names = theta_names(source, settings)
+    oracle, theta = loss_function(model, names, x, "mse", targets)
+    want = hessian_figures(oracle, theta)
+    mean = float(np.mean(per_probe_gradient_norms(model, names, x, targets)))
+    bound = want["gradient_norm"] / (lr * want["largest"])
+    clip = report.clip
+    assert clip.rule == "curvature" and clip.lr == lr
+    assert clip.largest_eigenvalue == pytest.approx(want["largest"], rel=RTOL)
+    assert clip.max_norm == pytest.approx(min(mean, bound), rel=RTOL)
+    assert (bound < mean) == (lr == 0.5)  # the case covers both branches
+    assert report.step.max_norm == clip.max_norm

@@ -12,6 +12,14 @@ Rules (docs/theory.md, "Clipping thresholds"):
   of the gradient's well-behaved part, the scale Pascanu et al.'s rule asks for.
 - ``auto`` (the default): ``pascanu`` when no analysed recurrence explodes, ``horizon`` when
   one does.
+- ``curvature`` (``rnngrad surface``, which knows the learning rate η): the smaller of the
+  ``pascanu`` number and ‖g‖/(η λ_max), with g the gradient of the probe batch's mean loss
+  and λ_max the largest Hessian eigenvalue at θ. Clipping at M makes the effective learning
+  rate ηM/‖g‖ wherever ‖g‖ > M; the curvature bound makes it 1/λ_max, the rate that is
+  optimal along the sharpest direction of the quadratic model and half of its stability
+  limit 2/λ_max. The average norm still caps it: where η is small against 1/λ_max the
+  curvature at θ allows long steps, but a wall ahead (Pascanu et al. Sec. 3.2) is met with a
+  gradient far above the average, and clipping at the average is what shortens that step.
 
 The *regime* says what the numbers rest on: ``healthy``; ``exploding`` (the full-window
 gradients explode: only the horizon rule gives a usable number); ``states-explode`` (the
@@ -27,7 +35,8 @@ model's own head give the number to use in training.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +48,7 @@ class ClipRule(enum.StrEnum):
     PASCANU = "pascanu"
     AUTOCLIP = "autoclip"
     HORIZON = "horizon"
+    CURVATURE = "curvature"
 
 
 class ClipRegime(enum.StrEnum):
@@ -58,9 +68,16 @@ RULE_TEXT = {
     ClipRule.HORIZON: "the average norm of the gradient backpropagated over the healthy "
                       "horizon only (the lags where ‖∂s_T/∂s_(T−ℓ)‖ stays below "
                       "--explode-above), the scale of the gradient's well-behaved part",
+    ClipRule.CURVATURE: "the smaller of the average gradient norm (Pascanu et al. 2013) and "
+                        "‖g‖/(η·λ_max), at which clipped steps move at the effective learning "
+                        "rate 1/λ_max: optimal along the sharpest curvature at θ, half of the "
+                        "stability limit 2/λ_max",
 }
-CAVEAT = ("the scale follows the loss and the data: run with --inputs (real sequences) and "
-          "--loss through the model's head for the number to use in training")
+DATA_CAVEAT = ("the scale follows the loss and the data: run with --inputs (real sequences) and "
+               "--loss through the model's head for the number to use in training")
+# what the per-probe statistics cannot know: the step length, which the learning rate sets
+CAVEAT = (DATA_CAVEAT + "; `rnngrad surface MODEL --lr η` with your learning rate also bounds "
+          "it by the curvature at these weights (the curvature rule)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +88,8 @@ class ClipRecommendation(Record):
     ``full_mean`` is the average norm of the whole gradient for comparison. Statistics are
     over the finite norms and None when there is none; ``max_norm`` is None when no usable
     threshold exists (``advice`` says why). ``horizon`` is the number of steps the horizon
-    gradient reaches back (None: the whole window).
+    gradient reaches back (None: the whole window). ``lr`` and ``largest_eigenvalue`` are
+    what the ``curvature`` rule used (None for the other rules).
     """
 
     rule: ClipRule
@@ -90,6 +108,8 @@ class ClipRecommendation(Record):
     norms: tuple[float | None, ...]
     full_mean: float | None = None
     horizon: int | None = None
+    lr: float | None = None
+    largest_eigenvalue: float | None = None
     advice: str = ""
     caveat: str = CAVEAT
     overflowed: int = 0
@@ -146,3 +166,32 @@ def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout"
         p10=p10, minimum=float(np.min(finite)), maximum=float(np.max(finite)),
         spike_ratio=float(np.max(finite) / median) if median > 0 else None,
         clipped_share=float(np.mean(values > max_norm)) if max_norm is not None else 0.0)
+
+
+def recommend_by_curvature(norms: np.ndarray, *, gradient_norm: float,
+                           largest_eigenvalue: float | None, lr: float,
+                           loss: str = "readout") -> ClipRecommendation:
+    """The ``curvature`` rule: the smaller of Pascanu et al.'s average per-probe norm and
+    ‖g‖/(η λ_max), for the batch gradient of norm ``gradient_norm``. The curvature bound is
+    left out, and ``advice`` says so, when λ_max is not positive (no direction curves up) or
+    ‖g‖ is zero or not finite."""
+    base = recommend(norms, rule=ClipRule.CURVATURE, loss=loss)
+    top = finite_or_none(largest_eigenvalue)
+    base = replace(base, lr=lr, largest_eigenvalue=top, caveat=DATA_CAVEAT)
+    if base.max_norm is None:
+        return base
+    if top is None or top <= 0 or not math.isfinite(gradient_norm) or gradient_norm <= 0:
+        why = ("no direction curves upwards at θ (λ_max ≤ 0)" if top is None or top <= 0
+               else "the gradient at θ is zero or not finite")
+        return replace(base, advice=f"{why}, so the curvature bounds no step: this is the "
+                                    "average per-probe norm (Pascanu et al.)")
+    bound = gradient_norm / (lr * top)
+    if bound >= base.max_norm:
+        return replace(base, advice=(
+            f"η = {lr:.3g} is below 1/λ_max = {1 / top:.3g}: the curvature allows steps up to "
+            f"max_norm {bound:.4g}, so the average per-probe norm (Pascanu et al.) bounds it"))
+    values = np.asarray(norms, dtype=np.float64)
+    return replace(base, max_norm=bound, clipped_share=float(np.mean(values > bound)),
+                   advice=(f"η = {lr:.3g} is {lr * top:.3g}× 1/λ_max = {1 / top:.3g}: the "
+                           f"curvature bound ‖g‖/(η·λ_max) = {bound:.4g} is below the average "
+                           f"per-probe norm {base.max_norm:.4g}"))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rnngrad.cli.bptt import ClipRule, Dtype
+from rnngrad.cli.bptt import Dtype
 from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnInOpt, Format,
                                 FormatOpt, InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt,
                                 LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt,
@@ -16,13 +16,14 @@ from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnI
                                 check_plot, emit, given, handled, model_path,
                                 progress, value, with_default)
 from rnngrad.probes.spec import ProbeSpec
-from rnngrad.surface.options import LOSSES, PARAMS, SurfaceOptions
+from rnngrad.surface.options import CLIP_RULES, LOSSES, PARAMS, SurfaceOptions
 
 NAME = "surface"
 SURFACE = SurfaceOptions()
 SURFACE_PANEL = "Surface, step and grid"
 Loss = Enum("Loss", {name: name for name in LOSSES}, type=str)
 Params = Enum("Params", {name: name for name in PARAMS}, type=str)
+ClipRule = Enum("SurfaceClipRule", {name: name for name in CLIP_RULES}, type=str)
 
 
 class FailOn(str, Enum):
@@ -57,11 +58,12 @@ def command(model: ModelArg = None,
                 "--lr", help=with_default("Learning rate η of the SGD step.", SURFACE.lr),
                 rich_help_panel=SURFACE_PANEL)] = None,
             max_norm: Annotated[Optional[float], typer.Option(
-                help="Clip threshold (default: recommended by --clip-rule from the per-probe "
-                     "gradient norms).", rich_help_panel=SURFACE_PANEL,
+                help="Clip threshold (default: recommended by --clip-rule).", rich_help_panel=SURFACE_PANEL,
                 show_default=False)] = None,
             clip_rule: Annotated[Optional[ClipRule], typer.Option(
-                help=with_default("Rule for the recommended clip threshold.",
+                help=with_default("Rule for the recommended clip threshold: curvature = "
+                                  "‖g‖/(η·λ_max), the effective learning rate 1/λ_max; "
+                                  "pascanu, autoclip as in bptt.",
                                   SURFACE.clip_rule), rich_help_panel=SURFACE_PANEL)] = None,
             span: Annotated[Optional[float], typer.Option(
                 help="The slice E(θ − tĝ) covers t in [−span, span] (default: 10 × the step "

@@ -131,7 +131,8 @@ def _analyse(understood: Understood, group: Group, options: SurfaceOptions,
     progress(1, 5, "growth with the horizon")
     rows = _by_length(objective, probe, options)
     progress(2, 5, "slice and wall")
-    clip = clip_threshold(_per_probe_norms(objective), options, loss_name)
+    clip = clip_threshold(_per_probe_norms(objective), options, loss_name, gradient_norm=norm,
+                          largest_eigenvalue=curvature.largest_eigenvalue)
     max_norm, source = max_norm_used(clip, options)
     descent = objective.lift(-gradient / norm) if norm > 0 and math.isfinite(norm) else None
     span = options.span or (SPAN_STEPS * options.lr * norm if descent is not None and norm > 0

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from rnngrad.bptt.options import CLIP_RULES, DTYPES, check_choice
+from rnngrad.bptt.options import DTYPES, check_choice
 from rnngrad.bptt.options import LOSSES as BPTT_LOSSES
 from rnngrad.conventions.options import ReadOptions, with_settings
 from rnngrad.errors import OptionError
@@ -20,6 +20,8 @@ from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
 LOSSES = BPTT_LOSSES + ("squared",)
 PARAMS = ("all", "recurrent", "hh")
+# surface knows η and λ_max: the curvature rule; bptt's statistics rules for comparison
+CLIP_RULES = ("curvature", "pascanu", "autoclip")
 DIRECTIONS = ("gradient", "curvature", "random")
 DEFAULT_LOSS = "readout"
 MAX_POINTS = 1001
@@ -60,7 +62,8 @@ class SurfaceOptions(ReadOptions):
     (default: a few up to the probe length). ``span``: the slice E(θ − tĝ) covers
     t ∈ [−span, span] at ``points`` values (default span: 10 × the step η‖g‖). ``lr``: the
     SGD learning rate η. ``max_norm``: the clip threshold (default: recommended by
-    ``clip_rule`` from the per-probe gradient norms, as ``bptt`` does). ``sgd_steps``: the
+    ``clip_rule``: ``curvature``, ‖g‖/(η λ_max), or ``pascanu``/``autoclip`` from the
+    per-probe gradient norms, as ``bptt`` does). ``sgd_steps``: the
     length of the SGD paths drawn on the surface. ``vary``: one or two
     ``NAME=START:STOP:N`` axes (two in one spec joined by a comma). ``module``: which module
     (default: the first, the one a head follows). ``dtype``, ``device``, ``max_memory`` as
@@ -76,7 +79,7 @@ class SurfaceOptions(ReadOptions):
     points: int = 41
     lr: float = 1e-2
     max_norm: float | None = None
-    clip_rule: str = "pascanu"
+    clip_rule: str = "curvature"
     sgd_steps: int = 10
     vary: tuple[str, ...] = ()
     module: str | None = None

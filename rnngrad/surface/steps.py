@@ -2,8 +2,9 @@
 
 A plain step is θ − ηg, of length η‖g‖; clipping at ``max_norm`` M rescales g to norm M when
 ‖g‖ > M (Pascanu et al. 2013, Sec. 3.2, Algorithm 1), so the step is at most ηM long. The
-threshold is the one ``bptt`` recommends, from the per-probe gradient norms, through
-:func:`clip_threshold` (the one place that calls the rule), unless ``--max-norm`` gives it.
+threshold comes from :func:`clip_threshold` (the one place that calls the rule), unless
+``--max-norm`` gives it: by default the ``curvature`` rule ‖g‖/(η λ_max), which makes the
+clipped step's effective learning rate 1/λ_max; or ``bptt``'s rules from the per-probe norms.
 Along a direction of curvature λ > 0 plain gradient descent on a quadratic model is stable
 for η < 2/λ.
 """
@@ -17,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rnngrad.bptt.clipping import ClipRecommendation, recommend
+from rnngrad.bptt.clipping import ClipRecommendation, ClipRule, recommend, recommend_by_curvature
 from rnngrad.cells.stack import ForwardOverflow
 from rnngrad.report import finite_or_none
 from rnngrad.surface.options import SurfaceOptions
@@ -25,9 +26,14 @@ from rnngrad.surface.report import PathPoint, Paths, Step, Wall, WallKind
 from rnngrad.surface.slices import FoundWall
 
 
-def clip_threshold(per_probe_norms: np.ndarray, options: SurfaceOptions,
-                   loss: str) -> ClipRecommendation:
-    """The clip recommendation ``bptt`` would make from these per-probe gradient norms."""
+def clip_threshold(per_probe_norms: np.ndarray, options: SurfaceOptions, loss: str, *,
+                   gradient_norm: float, largest_eigenvalue: float | None) -> ClipRecommendation:
+    """The clip recommendation by ``options.clip_rule``: ``curvature`` from the batch gradient
+    norm, λ_max and η; ``pascanu``/``autoclip`` as ``bptt`` makes it from the per-probe norms."""
+    if options.clip_rule == ClipRule.CURVATURE:
+        return recommend_by_curvature(per_probe_norms, gradient_norm=gradient_norm,
+                                      largest_eigenvalue=largest_eigenvalue, lr=options.lr,
+                                      loss=loss)
     return recommend(per_probe_norms, rule=options.clip_rule, loss=loss)
 
 
