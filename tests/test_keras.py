@@ -85,7 +85,8 @@ def check_profile(item, step, x, size):
 
 
 def check_outputs(path, steps_by_label, x):
-    """rnngrad's forward pass equals the Keras reference cells' (forward, then reverse)."""
+    """rnngrad's forward pass equals the Keras reference cells' (forward, then reverse), and
+    its outputs come in Keras' order."""
     bundle = load(path)
     by_module: dict[str, list] = {}
     for rec in understand(bundle).recurrences:
@@ -101,7 +102,9 @@ def check_outputs(path, steps_by_label, x):
             step, size = steps_by_label[rec.label]
             seq = x[0][::-1] if rec.direction == "reverse" else x[0]
             ys = ref.outputs(step, seq, size, rec.hidden_size)
-            expected.append(ys[::-1] if rec.direction == "reverse" else ys)
+            # a Bidirectional layer flips its backward outputs back; go_backwards does not
+            flip = rec.direction == "reverse" and not rec.reversed_output
+            expected.append(ys[::-1] if flip else ys)
         assert np.allclose(out[0].numpy(), np.concatenate(expected, axis=1), atol=1e-12)
 
 
@@ -128,11 +131,15 @@ def test_lstm_gru_simple_rnn_save_weights(tmp_path):
                      "simple_rnn_1": "rnn"}
     notes = " ".join(report.notes)
     assert "Keras 2.2.4 save_weights" in notes and "Keras z,r,h → PyTorch r,z,n" in notes
-    assert "assumed activation tanh" in notes
+    # no config: Keras 2.2.4's defaults, said in a note, with the source "default"
+    assert "assumed activation tanh and recurrent_activation hard_sigmoid_0.2" in notes
+    assert {(rec.nonlinearity, rec.nonlinearity_source) for rec in report.recurrences} == {
+        ("hard_sigmoid_0.2/tanh", "default"), ("tanh", "default")}
     assert {t.name for t in report.tensors} >= {"dense_1.weight", "dense_1.bias"}
-    steps = {"lstm_1 L0": (ref.keras_lstm(*lstm), 2 * H),
-             "gru_1 L0": (ref.keras_gru(*gru_after, reset_after=True), H),
-             "gru_2 L0": (ref.keras_gru(*gru_before, reset_after=False), H),
+    hard = ref.hard_sigmoid_02
+    steps = {"lstm_1 L0": (ref.keras_lstm(*lstm, gate=hard), 2 * H),
+             "gru_1 L0": (ref.keras_gru(*gru_after, reset_after=True, gate=hard), H),
+             "gru_2 L0": (ref.keras_gru(*gru_before, reset_after=False, gate=hard), H),
              "simple_rnn_1 L0": (ref.keras_simple(*simple), H)}
     x, spec = probe(tmp_path)
     check_outputs(str(path), steps, x)
@@ -177,7 +184,7 @@ def test_bidirectional_save_weights(tmp_path):
     path = write_keras2(tmp_path / "b.h5", [("bidirectional_1",
                                               rnn_weights("bidirectional_1/forward_lstm_1", *fwd)
                                               + rnn_weights("bidirectional_1/backward_lstm_1",
-                                                            *bwd))])
+                                                            *bwd))], version="2.3.1")
     recs = inspect(str(path)).recurrences
     assert [(r.module, r.direction) for r in recs] == [("bidirectional_1", "forward"),
                                                         ("bidirectional_1", "reverse")]
@@ -208,19 +215,38 @@ def test_full_model_config_sets_activation_and_direction(tmp_path):
                         model_config=config)
     recs = {rec.module: rec for rec in inspect(str(path)).recurrences}
     assert recs["encoder"].nonlinearity == "relu"
-    assert recs["encoder"].nonlinearity_source == "metadata"
+    assert recs["encoder"].nonlinearity_source == "config"
+    assert (recs["decoder"].nonlinearity, recs["decoder"].nonlinearity_source) == (
+        "sigmoid/tanh", "config")
     assert (recs["decoder"].cell, recs["decoder"].direction) == ("gru_reset_before", "reverse")
     x, _ = probe(tmp_path)
     check_outputs(str(path), {"encoder L0": (ref.keras_simple(*simple, activation="relu"), H),
                               "decoder L0 rev": (ref.keras_gru(*gru, reset_after=False), H)}, x)
 
 
-def test_hard_sigmoid_is_refused(tmp_path):
+@pytest.mark.parametrize("version, gate, name", [
+    ("2.2.4", ref.hard_sigmoid_02, "hard_sigmoid_0.2"),
+    ("3.6.0", torch.nn.functional.hardsigmoid, "hard_sigmoid")])
+def test_hard_sigmoid_is_the_one_of_the_files_keras_version(tmp_path, version, gate, name):
+    lstm = arrays(4, (4 * H,), seed=22)
     config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        _layer("LSTM", "lstm", recurrent_activation="hard_sigmoid")]}}
-    path = write_keras2(tmp_path / "hs.h5", [("lstm", rnn_weights("lstm", *arrays(4, (4 * H,))))],
-                        model_config=config)
-    with pytest.raises(LoadError, match="hard_sigmoid"):
+        _layer("LSTM", "lstm", activation="relu", recurrent_activation="hard_sigmoid")]}}
+    path = write_keras2(tmp_path / "hs.h5", [("lstm", rnn_weights("lstm", *lstm))],
+                        model_config=config, version=version)
+    (rec,) = inspect(str(path)).recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == (f"{name}/relu", "config")
+    x, _ = probe(tmp_path)
+    check_outputs(str(path), {"lstm L0": (ref.keras_lstm(*lstm, gate=gate, act=torch.relu),
+                                          2 * H)}, x)
+
+
+def test_unknown_activation_is_refused_naming_layer_and_activation(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        _layer("GRU", "decoder", activation="exponential", reset_after=False)]}}
+    path = write_keras2(tmp_path / "e.h5", [("decoder", rnn_weights("decoder",
+                                                                    *arrays(3, (3 * H,))))],
+                        model_config=config, version="2.4.0")
+    with pytest.raises(LoadError, match=r"layer decoder uses activation 'exponential'"):
         load(path)
 
 

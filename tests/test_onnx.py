@@ -239,7 +239,8 @@ def test_weights_from_graph_input_are_refused(tmp_path):
 
 @pytest.mark.parametrize("attrs, match", [
     ({"clip": 3.0}, "clips"),
-    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations"),
+    ({"activations": ["Sigmoid", "Tanh", "ThresholdedRelu"]}, "ThresholdedRelu"),
+    ({"activations": ["Sigmoid", "Tanh", "Tanh"], "activation_alpha": [0.5]}, "activation_alpha"),
     ({"input_forget": 1}, "input_forget"),
 ])
 def test_unsupported_lstm_options(tmp_path, attrs, match):

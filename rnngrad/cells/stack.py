@@ -56,7 +56,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
 
     ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
     concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
-    time-reversed sequence. Returns each recurrence's trace with the inputs it saw (in its own
+    time-reversed sequence, its outputs flipped back to input order (kept in the order computed
+    when ``rec.reversed_output``, as Keras' ``go_backwards`` returns them). Returns each recurrence's trace with the inputs it saw (in its own
     time order) and the module's output sequence (B, T, D·P).
     """
     traces: dict[Recurrence, tuple[Trace, torch.Tensor]] = {}
@@ -67,7 +68,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
             seen = current.flip(1) if rec.direction == "reverse" else current
             trace = run_recurrence(rec, weights, seen)
             traces[rec] = (trace, seen)
-            outs.append(trace.outputs.flip(1) if rec.direction == "reverse" else trace.outputs)
+            flip = rec.direction == "reverse" and not rec.reversed_output
+            outs.append(trace.outputs.flip(1) if flip else trace.outputs)
         current = torch.cat(outs, dim=-1)
     return traces, current
 

@@ -26,7 +26,7 @@ def understand(source: Any, options: ReadOptions = ReadOptions()) -> Understood:
     from rnngrad.cells.detection import find_recurrences
     from rnngrad.conventions.builtin import recognise
 
-    bundle = as_bundle(source)
+    bundle = as_bundle(source, max_memory=options.max_memory)
     if options.map is not None:
         from rnngrad.conventions.mapping import apply_map_file
 

@@ -36,6 +36,11 @@ class Layout:
     The derived names are ``<module>.weight_hh_l<layer>[_reverse]`` (with ``weight_ih``,
     ``bias_ih``, ``bias_hh`` companions) or, for ``cell_module``, ``<module>.weight_hh``.
     ``cell`` overrides the guess from the row count (``"gru_reset_before"``, ``"leaky"``).
+    ``nonlinearity`` is what the file says the cell runs (an Elman activation, or
+    ``"gate/candidate"`` for gated cells; None: the cell's default) and ``nonlinearity_source``
+    where it says so (``"config"``, ``"metadata"``, ``"default"``, ...).
+    ``reversed_output``: a reverse direction that returns its outputs in the order it computed
+    them (Keras ``go_backwards``), not flipped back as PyTorch's reverse directions are.
     """
 
     module: str
@@ -52,6 +57,7 @@ class Layout:
     leak_source: str = ""
     low_rank: "LowRank | None" = None
     sources: tuple[str, ...] = ()
+    reversed_output: bool = False
 
     def tensor_name(self, part: str) -> str:
         """The derived name of ``part`` (``weight_hh``, ``weight_ih``, ``bias_ih``, ...)."""
