@@ -5,8 +5,9 @@ read with every size known before anything is inflated.
   (:data:`MAX_CONFIG_BYTES`, :data:`MAX_METADATA_BYTES`), and never past it even if the zip
   directory lies; JSON nested deeper than Python can parse is a LoadError, not a crash.
 - ``model.weights.h5`` stored uncompressed (as Keras writes it) is read in place, through a
-  window on the archive file: nothing is copied into memory. A compressed one is inflated
-  only when its declared size fits the file's memory budget and inflates at most
+  window on the archive file: nothing is copied into memory. A compressed one (an archive
+  zipped again by another tool) is inflated into memory only up to
+  :data:`MAX_INFLATED_WEIGHTS`, within the file's memory budget, inflating at most
   :data:`MAX_INFLATION` times, and never past its declared size.
 """
 
@@ -28,6 +29,7 @@ ARCHIVE_WEIGHTS = "model.weights.h5"
 MAX_CONFIG_BYTES = 64 * 1024**2
 MAX_METADATA_BYTES = 1024**2
 MAX_INFLATION = 1100  # deflate cannot exceed ~1032:1
+MAX_INFLATED_WEIGHTS = 1024**3
 RESAVE_HINT = "re-save the model with model.save('x.keras')"
 
 
@@ -108,6 +110,12 @@ def _weights(file: Path, zipped: zipfile.ZipFile, info: zipfile.ZipInfo,
     where = str(file)
     if info.compress_type == zipfile.ZIP_STORED and info.file_size == info.compress_size:
         return _stored(file, info)
+    if info.file_size > MAX_INFLATED_WEIGHTS:
+        raise LoadError(f"{where}: {ARCHIVE_WEIGHTS} is compressed and would inflate to "
+                        f"{size_text(info.file_size)}; rnngrad inflates at most "
+                        f"{size_text(MAX_INFLATED_WEIGHTS)} in memory",
+                        "re-save the model with model.save('x.keras'): Keras stores the "
+                        "weights uncompressed, and rnngrad reads them in place")
     if info.file_size > max(info.compress_size, 1) * MAX_INFLATION:
         raise LoadError(f"{where}: {ARCHIVE_WEIGHTS} would inflate from "
                         f"{size_text(info.compress_size)} to {size_text(info.file_size)}",

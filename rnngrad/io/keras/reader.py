@@ -453,14 +453,15 @@ def _class_from_path(layer_path: str) -> str | None:
 def _rnn(h5: SafeHDF5, leaves: dict[str, str], identity: Identity, version: str,
          where: str) -> KerasRNN | None:
     """The cell, or None when kernel and recurrent kernel are not matrices (ConvLSTM, ...)."""
-    infos = {leaf: h5.shape_and_dtype(h5.dataset(h5.root, leaves[leaf]))
-             for leaf in ("kernel", "recurrent_kernel", "bias") if leaves.get(leaf)}
+    datasets = {leaf: h5.dataset(h5.root, leaves[leaf])
+                for leaf in ("kernel", "recurrent_kernel", "bias") if leaves.get(leaf)}
+    infos = {leaf: h5.shape_and_dtype(dataset) for leaf, dataset in datasets.items()}
     if len(infos["kernel"][0]) != 2 or len(infos["recurrent_kernel"][0]) != 2:
         return None
-    for leaf, (_, dtype) in infos.items():
-        if np.dtype(dtype).kind != "f":
-            raise LoadError(f"{where}: {leaves[leaf]} of layer {identity.module} holds {dtype} "
-                            "values, not floating-point weights",
+    for leaf, dataset in datasets.items():
+        if dataset.dtype.kind != "f":
+            raise LoadError(f"{where}: {leaves[leaf]} of layer {identity.module} holds "
+                            f"{infos[leaf][1]} values, not floating-point weights",
                             "the file is damaged or not Keras'; re-save the model")
     class_name = identity.class_name
     if identity.config is None and class_name not in CLASS_KIND:
