@@ -413,3 +413,52 @@ def test_conv_lstm_weights_are_listed_not_analysed(tmp_path):
     assert [rec.module for rec in report.recurrences] == ["lstm_1"]
     assert "conv_lst_m2d_1.kernel" in {t.name for t in report.tensors}
     assert "not analysed" in " ".join(report.notes)
+
+
+def test_cudnn_layer_runs_cudnn_activations_whatever_the_version(tmp_path):
+    kernel, recurrent, bias = arrays(4, (8 * H,), seed=23)
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "CuDNNLSTM", "config": {"name": "cu", "units": H}}]}}
+    path = write_keras2(tmp_path / "cu.h5", [("cu", rnn_weights("cu", kernel, recurrent, bias))],
+                        model_config=config, version="2.1.5")
+    (rec,) = inspect(str(path)).recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == ("sigmoid/tanh", "cell")
+
+
+def test_config_without_recurrent_activation_says_what_it_assumed(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "LSTM", "config": {"name": "old", "units": H, "activation": "tanh"}}]}}
+    path = write_keras2(tmp_path / "o.h5", [("old", rnn_weights("old", *arrays(4, (4 * H,))))],
+                        model_config=config, version="2.1.5")
+    report = inspect(str(path))
+    (rec,) = report.recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == ("hard_sigmoid_0.2/tanh", "default")
+    assert any("names no recurrent_activation" in note for note in report.notes)
+
+
+def test_stacked_cells_are_read_with_their_own_configs(tmp_path):
+    lstm, gru = arrays(4, (4 * H,), seed=24), arrays(3, (2, 3 * H), inputs=H, seed=25)
+    cells = [{"class_name": "LSTMCell", "config": {"name": "lstm_cell", "units": H}},
+             {"class_name": "GRUCell", "config": {"name": "gru_cell", "units": H,
+                                                  "activation": "relu", "reset_after": True}}]
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "RNN", "config": {"name": "stk", "cell": {
+            "class_name": "StackedRNNCells", "config": {"name": "stacked", "cells": cells}}}}]}}
+    path = write_keras2(tmp_path / "stk.h5", [("stk", rnn_weights("stk/lstm_cell", *lstm)
+                                               + rnn_weights("stk/gru_cell", *gru))],
+                        model_config=config, version="2.4.0")
+    recs = {rec.module: rec for rec in inspect(str(path)).recurrences}
+    assert (recs["stk.cell0"].cell, recs["stk.cell0"].nonlinearity) == ("lstm", "sigmoid/tanh")
+    assert (recs["stk.cell1"].cell, recs["stk.cell1"].nonlinearity) == ("gru", "sigmoid/relu")
+    xh, _ = probe(tmp_path, width=H, seed=6)
+    check_outputs(str(path), {"stk.cell1 L0": (ref.keras_gru(*gru, reset_after=True,
+                                                             act=torch.relu), H)}, xh)
+
+
+def test_unknown_layer_class_with_a_config_is_refused(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "PeepholeLSTM", "config": {"name": "p", "units": H}}]}}
+    path = write_keras2(tmp_path / "p.h5", [("p", rnn_weights("p", *arrays(4, (4 * H,))))],
+                        model_config=config, version="2.4.0")
+    with pytest.raises(LoadError, match="layer p is a PeepholeLSTM"):
+        load(path)

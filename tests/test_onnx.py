@@ -348,3 +348,14 @@ def test_lstm_runs_the_activations_its_node_names(tmp_path):
     assert out[0].numpy() == pytest.approx(expected, rel=1e-9, abs=1e-12)
     (default,) = inspect(save(rnn_model("LSTM", w, r, b), tmp_path / "d.onnx")).recurrences
     assert (default.nonlinearity, default.nonlinearity_source) == ("sigmoid/tanh", "default")
+
+
+def test_constant_nonzero_initial_state_is_noted(tmp_path):
+    w, r, b = weights("GRU", seed=3)
+    model = rnn_model("GRU", w, r, b, linear_before_reset=1)
+    node = model.graph.node[0]
+    node.input.extend(["", "h0"])  # sequence_lens absent, initial_h constant
+    model.graph.initializer.append(numpy_helper.from_array(np.full((1, 1, H), 0.5, np.float32),
+                                                           "h0"))
+    report = inspect(save(model, tmp_path / "h0.onnx"))
+    assert any("non-zero initial_h" in note for note in report.notes)

@@ -22,7 +22,9 @@ h5py is an optional dependency (``pip install 'rnngrad[keras]'``).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,6 +37,8 @@ MAX_DATASET_BYTES = 4 * 1024**3
 MAX_ATTRIBUTE_BYTES = 64 * 1024**2
 MAX_INFLATION = 2048  # declared / stored bytes of a compressed dataset (gzip tops out near 1030)
 ALLOWED_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
+# What h5py raises on damaged files (KeyError too: "Unable to open object ...").
+H5_ERRORS = (OSError, RuntimeError, ValueError, TypeError, KeyError, IndexError, OverflowError)
 INSTALL_HINT = "install the Keras extra: pip install 'rnngrad[keras]' (h5py only, no Keras)"
 ONE_FILE_HINT = "re-save the model into one file (model.save('x.keras'))"
 DAMAGED_HINT = "the file is damaged; re-save or re-download it"
@@ -72,7 +76,7 @@ class SafeHDF5:
                 self.size = source.length
                 self._handle = source.open()
                 self.file = self.h5py.File(self._handle, "r")
-        except (OSError, ValueError, RuntimeError) as exc:
+        except H5_ERRORS as exc:
             if self._handle is not None:
                 self._handle.close()
             raise LoadError(f"{where}: not a readable HDF5 file ({brief(exc)})",
@@ -99,7 +103,7 @@ class SafeHDF5:
             return None
         try:
             return group[name]
-        except (KeyError, OSError, ValueError, RuntimeError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot open {_join(group, name)!r} ({brief(exc)})",
                             DAMAGED_HINT) from None
 
@@ -150,14 +154,14 @@ class SafeHDF5:
     def _names(self, group) -> list[str]:
         try:
             return list(group.keys())
-        except (OSError, RuntimeError, ValueError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot list group {group.name!r} ({brief(exc)})",
                             DAMAGED_HINT) from None
 
     def _link(self, group, name: str):
         try:
             link = group.get(name, getlink=True)
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read the link {_join(group, name)!r} "
                             f"({brief(exc)})", DAMAGED_HINT) from None
         if link is None or isinstance(link, self.h5py.HardLink):
@@ -199,7 +203,7 @@ class SafeHDF5:
             filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
             shape, dtype = dataset.shape, dataset.dtype
             stored = dataset.id.get_storage_size() if not (virtual or external) else 0
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read the header of dataset {name!r} "
                             f"({brief(exc)})", DAMAGED_HINT) from None
         if virtual:
@@ -245,7 +249,7 @@ class SafeHDF5:
                          f"dataset {checked.name!r}")
         try:
             return np.asarray(checked[()])
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read dataset {checked.name!r} "
                             f"({brief(exc)})", DAMAGED_HINT) from None
 
@@ -258,7 +262,7 @@ class SafeHDF5:
                 return None
             attr = obj.attrs.get_id(name)
             shape, dtype = attr.shape, attr.dtype
-        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read attribute {name!r} of "
                             f"{obj.name!r} ({brief(exc)})", DAMAGED_HINT) from None
         count = nbytes(shape or (), 1)
@@ -273,7 +277,7 @@ class SafeHDF5:
                             "refused as implausible for a Keras attribute")
         try:
             return obj.attrs[name]
-        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read attribute {name!r} of "
                             f"{obj.name!r} ({brief(exc)})", DAMAGED_HINT) from None
 
@@ -310,9 +314,26 @@ class SafeHDF5:
     def has_attribute(self, obj, name: str) -> bool:
         try:
             return name in obj.attrs
-        except (OSError, RuntimeError, ValueError) as exc:
+        except H5_ERRORS as exc:
             raise LoadError(f"{self.where}: cannot read the attributes of {obj.name!r} "
                             f"({brief(exc)})", DAMAGED_HINT) from None
+
+
+@contextlib.contextmanager
+def guarded(where: str) -> Iterator[None]:
+    """h5py's errors raised inside (a damaged file met where no check expected it) as a
+    LoadError; errors from rnngrad's own code pass through."""
+    try:
+        yield
+    except H5_ERRORS as exc:
+        if not _raised_in_h5py(exc):
+            raise
+        raise LoadError(f"{where}: cannot be read as HDF5 ({brief(exc)})", DAMAGED_HINT) from None
+
+
+def _raised_in_h5py(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and ("h5py" in frames[-1].filename or frames[-1].filename.endswith(".pyx"))
 
 
 def nbytes(shape: tuple[int, ...], itemsize: int) -> int:
@@ -340,6 +361,6 @@ def _join(group, name: str) -> str:
 def _external_name(plist) -> str:
     try:
         return text(plist.get_external(0)[0])
-    except (OSError, RuntimeError, ValueError, IndexError):
+    except H5_ERRORS:
         return "?"
 

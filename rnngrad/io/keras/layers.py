@@ -160,21 +160,27 @@ def run_activations(rnn: KerasRNN, kind: str, variant: str,
     defaults of the file's Keras version, source ``"default"``, with a note.
     """
     gated = kind != "SimpleRNN"
+    if (rnn.class_name or "").startswith("CuDNN"):  # cuDNN's cells have fixed activations
+        return "sigmoid/tanh", "cell", ()
     if rnn.has_config:
-        activation = keras_activation(rnn.config.get("activation", "tanh"), rnn, "activation",
-                                      where)
-        if not gated:
-            return activation, "config", ()
-        recurrent = keras_activation(rnn.config.get("recurrent_activation",
-                                                    _default_recurrent(rnn.version)),
-                                     rnn, "recurrent_activation", where)
-        return f"{recurrent}/{activation}", "config", ()
+        keys = ("recurrent_activation", "activation") if gated else ("activation",)
+        missing = [key for key in keys if key not in rnn.config]
+        defaults = {"activation": "tanh", "recurrent_activation": _default_recurrent(rnn.version)}
+        names = [keras_activation(rnn.config.get(key, defaults[key]), rnn, key, where)
+                 for key in keys]
+        if not missing:
+            return "/".join(names), "config", ()
+        return "/".join(names), "default", (
+            f"{rnn.module}: its layer config names no {' or '.join(missing)}: assumed "
+            f"{', '.join(defaults[key] for key in missing)}, the default of Keras "
+            f"{rnn.version or '3'}",)
     if not gated:
         return "tanh", "default", (f"{rnn.module}: no layer config in the file: assumed "
                                    "activation tanh (SimpleRNN's default)",)
     if variant == "cudnn":
         return "sigmoid/tanh", "cell", ()
-    recurrent = _default_recurrent(rnn.version)
+    recurrent = keras_activation(_default_recurrent(rnn.version), rnn, "recurrent_activation",
+                                 where)
     return f"{recurrent}/tanh", "default", (
         f"{rnn.module}: no layer config in the file: assumed activation tanh and "
         f"recurrent_activation {recurrent} (the defaults of Keras {rnn.version or '3'}; "
@@ -182,7 +188,8 @@ def run_activations(rnn: KerasRNN, kind: str, variant: str,
 
 
 def _default_recurrent(version: str) -> str:
-    return "hard_sigmoid_0.2" if _keras2_before_2_3(version) else "sigmoid"
+    """Keras' default ``recurrent_activation`` (a Keras name) for the file's version."""
+    return "hard_sigmoid" if _keras2_before_2_3(version) else "sigmoid"
 
 
 def _keras2_before_2_3(version: str) -> bool:

@@ -43,7 +43,7 @@ from rnngrad.errors import LoadError
 from rnngrad.io.budget import MemoryBudget
 from rnngrad.io.bundle import TensorInfo, WeightBundle
 from rnngrad.io.keras.archive import open_archive, parse_json
-from rnngrad.io.keras.hdf5 import SafeHDF5, nbytes
+from rnngrad.io.keras.hdf5 import SafeHDF5, guarded, nbytes
 from rnngrad.io.keras.layers import CLASS_KIND, KerasRNN, describe
 from rnngrad.io.layout import Derived, with_derived
 
@@ -80,12 +80,13 @@ def read_keras(file: Path, sha: str, *, archive: bool,
     if archive:
         opened = open_archive(file, budget)
         source, config, version = opened.weights, opened.config, opened.version
-    with SafeHDF5(source, where, budget) as h5:
+    with guarded(where), SafeHDF5(source, where, budget) as h5:
         found = _discover(h5, config, version, where, archive)
     _plan_memory(found, budget)
 
     def read(path: str) -> np.ndarray:
-        with SafeHDF5(source, where, MemoryBudget(where, MAX_FILE_MEMORY, max_memory)) as h5:
+        fresh = MemoryBudget(where, MAX_FILE_MEMORY, max_memory)
+        with guarded(where), SafeHDF5(source, where, fresh) as h5:
             return h5.read(h5.dataset(h5.root, path))
 
     return _bundle(file, sha, found, read, "keras" if archive else "keras-hdf5")

@@ -189,6 +189,7 @@ class _Finder:
         w, r, b = (self._weight(node, position, scope, label) for position in (1, 2, 3))
         directions, hidden, inputs = _check_shapes(op, w, r, b, attrs, label, self.where)
         _check_unsupported(node, attrs, label, self.where, self._peepholes(node, scope, label))
+        self._initial_state_note(node, scope, label)
         gru_before = op == "GRU" and not attrs.get("linear_before_reset", 0)
         sources = tuple(sorted(set().union(*[self.folder.sources(node.input[p], scope)
                                              for p in (1, 2, 3) if len(node.input) > p
@@ -232,6 +233,20 @@ class _Finder:
             raise LoadError(f"{self.where}: {'WRB'[position - 1]} of ONNX node {label} is not "
                             f"computed from initializers ({exc})",
                             "rnngrad needs weights stored in the model") from None
+
+    def _initial_state_note(self, node, scope: Scope, label: str) -> None:
+        """A constant, non-zero initial_h/initial_c is said: rnngrad's probes start at zero.
+        (A run-time input, as exporters write, is whatever the caller passes.)"""
+        for position, name in ((5, "initial_h"), (6, "initial_c")):
+            if len(node.input) <= position or not node.input[position]:
+                continue
+            try:
+                value = np.asarray(self.folder.value(node.input[position], scope))
+            except NotConstant:
+                continue
+            if value.size and np.any(value != 0):
+                self.notes.append(f"ONNX node {label} starts from a constant non-zero {name}; "
+                                  "rnngrad's probes start every recurrence from zero")
 
     def _peepholes(self, node, scope: Scope, label: str):
         if node.op_type != "LSTM" or len(node.input) <= 7 or not node.input[7]:
