@@ -4,8 +4,9 @@ for the others and with its checker: every mutated file through ``rnngrad.load``
 time limit, and leave the file unchanged.
 
 Bases: a Keras 2 ``save_weights`` HDF5 file, a Keras 3 ``.weights.h5``, a ``.keras`` archive
-and an ONNX model (:mod:`corpus_formats`). Mutations: bytes (flips, sets, cuts, inserts,
-splices), and for ONNX also the protobuf's fields (dims, data types, attributes, names,
+and an ONNX model (:mod:`corpus_formats`). Mutations: :mod:`test_fuzz`'s byte mutations (flips,
+sets, cuts, inserts, duplications, splices with its other bases), and for ONNX also the
+protobuf's fields (dims, data types, attributes, names,
 external-data entries, node types) re-serialised, so the parser accepts what the reader gets.
 
 Derandomized, no example database; ``RNNGRAD_FUZZ_EXAMPLES`` sets the examples per test
@@ -26,7 +27,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus_formats as cf  # noqa: E402
-from test_fuzz import check_file, positions  # noqa: E402
+import test_fuzz  # noqa: E402
+from test_fuzz import check_file  # noqa: E402
 
 pytest.importorskip("h5py")
 onnx = pytest.importorskip("onnx")
@@ -56,26 +58,9 @@ BASES = {
 }
 
 
-@st.composite
-def byte_mutations(draw, key: str) -> bytes:
-    data = bytearray(BASES[key][0])
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete", "dup"]))
-        pos = draw(positions(len(data), []))
-        if op == "flip" and data:
-            data[pos] ^= draw(st.integers(1, 255))
-        elif op == "set" and data:
-            data[pos] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF, 0x08, 0x12]))
-        elif op == "truncate":
-            data = data[:pos]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=32))
-        elif op == "delete":
-            del data[pos:pos + draw(st.integers(1, 32))]
-        elif op == "dup" and data:
-            start = draw(st.integers(0, len(data) - 1))
-            data[pos:pos] = data[start:start + draw(st.integers(1, 64))]
-    return bytes(data)
+# test_fuzz's byte mutations, on these bases too (whole files as one region each)
+test_fuzz.BASES.update(BASES)
+test_fuzz.REGIONS.update({key: [(0, len(data))] for key, (data, _) in BASES.items()})
 
 
 @pytest.mark.parametrize("key", sorted(BASES))
@@ -93,7 +78,7 @@ def test_valid_bases_are_read(key, tmp_path):
 @given(data=st.data())
 @pytest.mark.parametrize("key", ["keras2_h5", "keras3_weights", "keras_archive", "onnx"])
 def test_fuzz_bytes(key, data):
-    check_file(data.draw(byte_mutations(key)), BASES[key][1])
+    check_file(data.draw(test_fuzz.byte_mutations(key)), BASES[key][1])
 
 
 _BIG = st.sampled_from([0, 1, -1, 2, 7, 2**31 - 1, 2**31, 2**40, 2**62, -(2**62)])

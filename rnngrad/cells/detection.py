@@ -9,8 +9,8 @@ Recognised under any prefix (``encoder.rnn.``):
 
 The cell type comes from the ratio of ``weight_hh``'s rows to the hidden size: 1 Elman,
 3 GRU, 4 LSTM. The Elman nonlinearity comes from ``--activation``, else the safetensors
-metadata (``<module>.nonlinearity`` for the module or one enclosing it, or ``nonlinearity``;
-for ``--key W`` the module is ``W``), else the default tanh (``nonlinearity_source``
+metadata (``<module>.nonlinearity`` or ``nonlinearity``; for ``--key W``: ``W.nonlinearity``,
+then the modules enclosing ``W``), else the default tanh (``nonlinearity_source``
 ``"default"``).
 
 Files read through a format (Keras, ONNX) or a mapping describe their recurrences themselves
@@ -212,16 +212,18 @@ def _check_bias(bundle: WeightBundle, bias: TensorInfo | None, w_hh: TensorInfo,
                         f"[{w_hh.shape[0]}] to match {w_hh.name}", "check the file")
 
 
-def _nonlinearity(bundle: WeightBundle, prefix: str, cell: str,
-                  activation: str | None) -> tuple[str, str]:
+def _nonlinearity(bundle: WeightBundle, prefix: str, cell: str, activation: str | None,
+                  enclosing: bool = False) -> tuple[str, str]:
     """An Elman recurrence's φ: ``--activation``, else the metadata's ``<prefix>nonlinearity``
-    (``prefix`` and each enclosing module, innermost first) or ``nonlinearity``, else tanh."""
+    (with ``enclosing``, also each enclosing module's, innermost first) or ``nonlinearity``,
+    else tanh."""
     if cell != "rnn":
         return GATED_DEFAULT, "cell"
     if activation is not None:
         return activation, "option"
     parts = prefix.removesuffix(".").split(".") if prefix else []
-    keys = [f"{'.'.join(parts[:end])}.nonlinearity" for end in range(len(parts), 0, -1)]
+    keys = [f"{'.'.join(parts[:end])}.nonlinearity"
+            for end in range(len(parts), 0 if enclosing else len(parts) - 1, -1) if end]
     for key in (*keys, "nonlinearity"):
         value = bundle.metadata.get(key)
         if value is not None:
@@ -241,7 +243,9 @@ def _from_key(bundle: WeightBundle, key: str, activation: str | None) -> Recurre
     if len(info.shape) != 2 or info.shape[0] != info.shape[1] or info.shape[0] == 0:
         raise OptionError(f"--key {key!r} has shape {list(info.shape)}, not a non-empty square "
                           "matrix", "--key names a recurrent matrix W_rec of shape H×H")
-    nonlinearity, source = _nonlinearity(bundle, f"{key}.", "rnn", activation)
+    # the module of a --key W is W itself, or the module that holds it ("rnn" of
+    # "rnn.weight_hh_l0"), or one enclosing that
+    nonlinearity, source = _nonlinearity(bundle, f"{key}.", "rnn", activation, enclosing=True)
     return Recurrence(module=key, cell="rnn", layer=0, direction="forward",
                       hidden_size=info.shape[0], input_size=None, proj_size=0,
                       nonlinearity=nonlinearity, nonlinearity_source=source,

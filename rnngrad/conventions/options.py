@@ -1,5 +1,6 @@
 """How to read a model: the options every command shares (``--key``, ``--activation``,
-``--leak``, ``--map``, and the ``--max-memory`` a reader may allocate). Torch- and NumPy-free, so the command line can import it cheaply."""
+``--leak``, ``--map``, and the ``--max-memory`` a reader may allocate). Torch- and
+NumPy-free, so the command line can import it cheaply."""
 
 from __future__ import annotations
 
