@@ -50,9 +50,9 @@ class KerasRNN:
     """Where one cell's arrays are (dataset paths), their shapes, and its layer config.
 
     ``has_config``: the file carries this layer's config (``config`` is then what it says);
-    ``version``: the Keras version that wrote the file ("" when it names none); ``layer``:
-    the cell's index in a stack of cells (``StackedRNNCells``); ``reversed_output``: a
-    ``go_backwards`` layer (not a Bidirectional's backward half), whose outputs stay reversed.
+    ``version``: the Keras version that wrote the file ("" when it names none);
+    ``reversed_output``: a ``go_backwards`` layer (not a Bidirectional's backward half), whose
+    outputs stay reversed.
     """
 
     module: str
@@ -68,7 +68,6 @@ class KerasRNN:
     config: Mapping[str, Any] = field(default_factory=dict)
     has_config: bool = False
     version: str = ""
-    layer: int = 0
     reversed_output: bool = False
 
 
@@ -79,14 +78,14 @@ def describe(rnn: KerasRNN, read: Callable[[str], np.ndarray], flavour: str,
     kind = _kind(rnn, gates, where)
     variant = _variant(rnn, kind, hidden, where)
     nonlinearity, source, notes = run_activations(rnn, kind, variant, where)
-    layout = Layout(module=rnn.module, layer=rnn.layer, direction=rnn.direction,
+    layout = Layout(module=rnn.module, direction=rnn.direction,
                     cell="gru_reset_before" if variant == "reset_before" else None,
                     nonlinearity=nonlinearity, nonlinearity_source=source,
                     convention=f"{flavour} {_kind_text(kind, variant, rnn)}",
                     gate_order=GATE_ORDER_TEXT[kind], orientation=_orientation_text(variant),
                     reversed_output=rnn.reversed_output)
     tensors = _tensors(rnn, layout, kind, variant, hidden, read)
-    return layout, tensors, notes + _config_notes(rnn)
+    return layout, tensors, notes + _config_notes(rnn, kind)
 
 
 def _sizes(rnn: KerasRNN, where: str) -> tuple[int, int]:
@@ -242,9 +241,14 @@ def _activation_name(value: Any) -> str:
     return str(value).rsplit(".", 1)[-1].lower()
 
 
-def _config_notes(rnn: KerasRNN) -> tuple[str, ...]:
-    """What in a layer config changes nothing rnngrad computes but deserves saying."""
+def _config_notes(rnn: KerasRNN, kind: str) -> tuple[str, ...]:
+    """What a layer config says (or does not) that deserves saying."""
     notes = []
+    if kind == "GRU" and rnn.bias_shape is None and not isinstance(
+            rnn.config.get("reset_after") if rnn.has_config else None, bool):
+        notes.append(f"{rnn.module}: a GRU without biases whose file does not say reset_after: "
+                     f"assumed reset_after={_reset_after(rnn)} (the default of Keras "
+                     f"{rnn.version or '3'})")
     if rnn.has_config and rnn.config.get("stateful") is True:
         notes.append(f"{rnn.module}: a stateful layer; rnngrad starts every probe from the "
                      "zero state, as after reset_states()")
