@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 
@@ -56,6 +57,14 @@ BASES = {
     "keras_archive": (_archive_bytes(), ".keras"),
     "onnx": (cf.onnx_model().SerializeToString(), ".onnx"),
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workdir():
+    """test_fuzz's scratch folder (its own module removes it when it is done with it)."""
+    test_fuzz._WORKDIR.mkdir(parents=True, exist_ok=True)
+    yield
+    shutil.rmtree(test_fuzz._WORKDIR, ignore_errors=True)
 
 
 # test_fuzz's byte mutations, on these bases too (whole files as one region each)
