@@ -165,7 +165,7 @@ class ConstantFolder:
 
     def _if(self, node, inputs: list, scope: Scope):
         attrs = {a.name: self._attribute(a) for a in node.attribute}
-        condition = np.asarray(inputs[0] if inputs else None)
+        condition = np.asarray(inputs[0]) if inputs and inputs[0] is not None else np.zeros(0)
         if condition.size < 1 or "then_branch" not in attrs or "else_branch" not in attrs:
             raise LoadError(f"{self.where}: ONNX If node {_label(node)} lacks a condition or a "
                             "branch", "the model is malformed")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,6 @@ def read_onnx(file: Path, sha: str, *, max_memory: float | None = None) -> Weigh
         raise LoadError(f"{where}: the ONNX graph is nested too deeply to read",
                         "the model is malformed") from None
     if not finder.layouts:
-        from dataclasses import replace
-
         return replace(base, notes=base.notes + (_no_recurrent_node(model),))
     return with_derived(base, finder.derived, tuple(finder.layouts), tuple(finder.notes))
 
