@@ -207,7 +207,7 @@ GOOD["onnx_chain_5000"] = _chain
 
 @_case("h5_chunked_never_written", "unwritten.h5", "never written|stores none", memory=True)
 def _(dest, p):
-    """An 8 KB file whose chunked datasets declare 3.2 GB each (11 GB in all), never written."""
+    """A 6 KB file whose chunked kernels declare 3.2 GB each (6.4 GB in all), never written."""
     def unwritten(group, name, array):
         shape = (10_000, 40_000) if name != "bias:0" else (40_000,)
         group.create_dataset(name, shape=shape, dtype="<f8", chunks=True)
