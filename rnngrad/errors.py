@@ -37,3 +37,8 @@ class OptionError(RnngradError):
 
 class ResourceError(RnngradError):
     """The analysis would need more memory than allowed."""
+
+
+def brief(exc: BaseException, limit: int = 160) -> str:
+    """A library exception's text on one short line, for a message about a user's file."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

@@ -81,3 +81,10 @@ def lag_jacobian(module: torch.nn.Module, x: torch.Tensor, *, layer: int = 0,
 
 def spectral_norm(matrix: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(matrix.detach(), ord=2))
+
+
+def lag_norms(module: torch.nn.Module, x, *, layer: int, reverse: bool, lag: int) -> list[float]:
+    """‖∂s_T/∂s_(T−lag)‖₂ of one layer and direction for each sequence of x (B, T, I)."""
+    inputs = torch.as_tensor(x)
+    return [spectral_norm(lag_jacobian(module, inputs[b:b + 1], layer=layer, reverse=reverse,
+                                       lag=lag)) for b in range(inputs.shape[0])]

@@ -21,8 +21,13 @@ def _t(array) -> torch.Tensor:
     return torch.tensor(np.array(array, dtype=np.float64), dtype=torch.float64)
 
 
-def keras_lstm(kernel, recurrent, bias=None) -> Step:
-    """Keras LSTMCell; state s = [h; c]."""
+def hard_sigmoid_02(x: torch.Tensor) -> torch.Tensor:
+    """Keras ≤ 2's and ONNX's hard sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def keras_lstm(kernel, recurrent, bias=None, *, gate=torch.sigmoid, act=torch.tanh) -> Step:
+    """Keras LSTMCell (``recurrent_activation`` = gate, ``activation`` = act); s = [h; c]."""
     k, r = _t(kernel), _t(recurrent)
     b = _t(bias) if bias is not None else torch.zeros(k.shape[1], dtype=torch.float64)
     hidden = r.shape[0]
@@ -30,13 +35,14 @@ def keras_lstm(kernel, recurrent, bias=None) -> Step:
     def step(x, s):
         h, c = s[:hidden], s[hidden:]
         i, f, g, o = (x @ k + h @ r + b).chunk(4)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.cat([torch.sigmoid(o) * torch.tanh(c), c])
+        c = gate(f) * c + gate(i) * act(g)
+        return torch.cat([gate(o) * act(c), c])
 
     return step
 
 
-def keras_gru(kernel, recurrent, bias=None, *, reset_after: bool) -> Step:
+def keras_gru(kernel, recurrent, bias=None, *, reset_after: bool, gate=torch.sigmoid,
+              act=torch.tanh) -> Step:
     """Keras GRUCell (bias (2, 3H) when reset_after, else (3H,))."""
     k, r = _t(kernel), _t(recurrent)
     width = k.shape[1]
@@ -47,13 +53,13 @@ def keras_gru(kernel, recurrent, bias=None, *, reset_after: bool) -> Step:
         if reset_after:
             xz, xr, xh = (x @ k + b[0]).chunk(3)
             hz, hr, hh = (h @ r + b[1]).chunk(3)
-            z, reset = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
-            candidate = torch.tanh(xh + reset * hh)
+            z, reset = gate(xz + hz), gate(xr + hr)
+            candidate = act(xh + reset * hh)
         else:
             xz, xr, xh = (x @ k + b).chunk(3)
             rz, rr, rh = r.chunk(3, dim=1)
-            z, reset = torch.sigmoid(xz + h @ rz), torch.sigmoid(xr + h @ rr)
-            candidate = torch.tanh(xh + (reset * h) @ rh)
+            z, reset = gate(xz + h @ rz), gate(xr + h @ rr)
+            candidate = act(xh + (reset * h) @ rh)
         return z * h + (1 - z) * candidate
 
     return step

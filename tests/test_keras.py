@@ -85,7 +85,8 @@ def check_profile(item, step, x, size):
 
 
 def check_outputs(path, steps_by_label, x):
-    """rnngrad's forward pass equals the Keras reference cells' (forward, then reverse)."""
+    """rnngrad's forward pass equals the Keras reference cells' (forward, then reverse), and
+    its outputs come in Keras' order."""
     bundle = load(path)
     by_module: dict[str, list] = {}
     for rec in understand(bundle).recurrences:
@@ -101,7 +102,9 @@ def check_outputs(path, steps_by_label, x):
             step, size = steps_by_label[rec.label]
             seq = x[0][::-1] if rec.direction == "reverse" else x[0]
             ys = ref.outputs(step, seq, size, rec.hidden_size)
-            expected.append(ys[::-1] if rec.direction == "reverse" else ys)
+            # a Bidirectional layer flips its backward outputs back; go_backwards does not
+            flip = rec.direction == "reverse" and not rec.reversed_output
+            expected.append(ys[::-1] if flip else ys)
         assert np.allclose(out[0].numpy(), np.concatenate(expected, axis=1), atol=1e-12)
 
 
@@ -128,11 +131,15 @@ def test_lstm_gru_simple_rnn_save_weights(tmp_path):
                      "simple_rnn_1": "rnn"}
     notes = " ".join(report.notes)
     assert "Keras 2.2.4 save_weights" in notes and "Keras z,r,h → PyTorch r,z,n" in notes
-    assert "assumed activation tanh" in notes
+    # no config: Keras 2.2.4's defaults, said in a note, with the source "default"
+    assert "assumed activation tanh and recurrent_activation hard_sigmoid_0.2" in notes
+    assert {(rec.nonlinearity, rec.nonlinearity_source) for rec in report.recurrences} == {
+        ("hard_sigmoid_0.2/tanh", "default"), ("tanh", "default")}
     assert {t.name for t in report.tensors} >= {"dense_1.weight", "dense_1.bias"}
-    steps = {"lstm_1 L0": (ref.keras_lstm(*lstm), 2 * H),
-             "gru_1 L0": (ref.keras_gru(*gru_after, reset_after=True), H),
-             "gru_2 L0": (ref.keras_gru(*gru_before, reset_after=False), H),
+    hard = ref.hard_sigmoid_02
+    steps = {"lstm_1 L0": (ref.keras_lstm(*lstm, gate=hard), 2 * H),
+             "gru_1 L0": (ref.keras_gru(*gru_after, reset_after=True, gate=hard), H),
+             "gru_2 L0": (ref.keras_gru(*gru_before, reset_after=False, gate=hard), H),
              "simple_rnn_1 L0": (ref.keras_simple(*simple), H)}
     x, spec = probe(tmp_path)
     check_outputs(str(path), steps, x)
@@ -177,7 +184,7 @@ def test_bidirectional_save_weights(tmp_path):
     path = write_keras2(tmp_path / "b.h5", [("bidirectional_1",
                                               rnn_weights("bidirectional_1/forward_lstm_1", *fwd)
                                               + rnn_weights("bidirectional_1/backward_lstm_1",
-                                                            *bwd))])
+                                                            *bwd))], version="2.3.1")
     recs = inspect(str(path)).recurrences
     assert [(r.module, r.direction) for r in recs] == [("bidirectional_1", "forward"),
                                                         ("bidirectional_1", "reverse")]
@@ -208,19 +215,38 @@ def test_full_model_config_sets_activation_and_direction(tmp_path):
                         model_config=config)
     recs = {rec.module: rec for rec in inspect(str(path)).recurrences}
     assert recs["encoder"].nonlinearity == "relu"
-    assert recs["encoder"].nonlinearity_source == "metadata"
+    assert recs["encoder"].nonlinearity_source == "config"
+    assert (recs["decoder"].nonlinearity, recs["decoder"].nonlinearity_source) == (
+        "sigmoid/tanh", "config")
     assert (recs["decoder"].cell, recs["decoder"].direction) == ("gru_reset_before", "reverse")
     x, _ = probe(tmp_path)
     check_outputs(str(path), {"encoder L0": (ref.keras_simple(*simple, activation="relu"), H),
                               "decoder L0 rev": (ref.keras_gru(*gru, reset_after=False), H)}, x)
 
 
-def test_hard_sigmoid_is_refused(tmp_path):
+@pytest.mark.parametrize("version, gate, name", [
+    ("2.2.4", ref.hard_sigmoid_02, "hard_sigmoid_0.2"),
+    ("3.6.0", torch.nn.functional.hardsigmoid, "hard_sigmoid")])
+def test_hard_sigmoid_is_the_one_of_the_files_keras_version(tmp_path, version, gate, name):
+    lstm = arrays(4, (4 * H,), seed=22)
     config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        _layer("LSTM", "lstm", recurrent_activation="hard_sigmoid")]}}
-    path = write_keras2(tmp_path / "hs.h5", [("lstm", rnn_weights("lstm", *arrays(4, (4 * H,))))],
-                        model_config=config)
-    with pytest.raises(LoadError, match="hard_sigmoid"):
+        _layer("LSTM", "lstm", activation="relu", recurrent_activation="hard_sigmoid")]}}
+    path = write_keras2(tmp_path / "hs.h5", [("lstm", rnn_weights("lstm", *lstm))],
+                        model_config=config, version=version)
+    (rec,) = inspect(str(path)).recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == (f"{name}/relu", "config")
+    x, _ = probe(tmp_path)
+    check_outputs(str(path), {"lstm L0": (ref.keras_lstm(*lstm, gate=gate, act=torch.relu),
+                                          2 * H)}, x)
+
+
+def test_unknown_activation_is_refused_naming_layer_and_activation(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        _layer("GRU", "decoder", activation="exponential", reset_after=False)]}}
+    path = write_keras2(tmp_path / "e.h5", [("decoder", rnn_weights("decoder",
+                                                                    *arrays(3, (3 * H,))))],
+                        model_config=config, version="2.4.0")
+    with pytest.raises(LoadError, match=r"layer decoder uses activation 'exponential'"):
         load(path)
 
 
@@ -387,3 +413,52 @@ def test_conv_lstm_weights_are_listed_not_analysed(tmp_path):
     assert [rec.module for rec in report.recurrences] == ["lstm_1"]
     assert "conv_lst_m2d_1.kernel" in {t.name for t in report.tensors}
     assert "not analysed" in " ".join(report.notes)
+
+
+def test_cudnn_layer_runs_cudnn_activations_whatever_the_version(tmp_path):
+    kernel, recurrent, bias = arrays(4, (8 * H,), seed=23)
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "CuDNNLSTM", "config": {"name": "cu", "units": H}}]}}
+    path = write_keras2(tmp_path / "cu.h5", [("cu", rnn_weights("cu", kernel, recurrent, bias))],
+                        model_config=config, version="2.1.5")
+    (rec,) = inspect(str(path)).recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == ("sigmoid/tanh", "cell")
+
+
+def test_config_without_recurrent_activation_says_what_it_assumed(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "LSTM", "config": {"name": "old", "units": H, "activation": "tanh"}}]}}
+    path = write_keras2(tmp_path / "o.h5", [("old", rnn_weights("old", *arrays(4, (4 * H,))))],
+                        model_config=config, version="2.1.5")
+    report = inspect(str(path))
+    (rec,) = report.recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == ("hard_sigmoid_0.2/tanh", "default")
+    assert any("names no recurrent_activation" in note for note in report.notes)
+
+
+def test_stacked_cells_are_read_with_their_own_configs(tmp_path):
+    lstm, gru = arrays(4, (4 * H,), seed=24), arrays(3, (2, 3 * H), inputs=H, seed=25)
+    cells = [{"class_name": "LSTMCell", "config": {"name": "lstm_cell", "units": H}},
+             {"class_name": "GRUCell", "config": {"name": "gru_cell", "units": H,
+                                                  "activation": "relu", "reset_after": True}}]
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "RNN", "config": {"name": "stk", "cell": {
+            "class_name": "StackedRNNCells", "config": {"name": "stacked", "cells": cells}}}}]}}
+    path = write_keras2(tmp_path / "stk.h5", [("stk", rnn_weights("stk/lstm_cell", *lstm)
+                                               + rnn_weights("stk/gru_cell", *gru))],
+                        model_config=config, version="2.4.0")
+    recs = {rec.module: rec for rec in inspect(str(path)).recurrences}
+    assert (recs["stk.cell0"].cell, recs["stk.cell0"].nonlinearity) == ("lstm", "sigmoid/tanh")
+    assert (recs["stk.cell1"].cell, recs["stk.cell1"].nonlinearity) == ("gru", "sigmoid/relu")
+    xh, _ = probe(tmp_path, width=H, seed=6)
+    check_outputs(str(path), {"stk.cell1 L0": (ref.keras_gru(*gru, reset_after=True,
+                                                             act=torch.relu), H)}, xh)
+
+
+def test_unknown_layer_class_with_a_config_is_refused(tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "PeepholeLSTM", "config": {"name": "p", "units": H}}]}}
+    path = write_keras2(tmp_path / "p.h5", [("p", rnn_weights("p", *arrays(4, (4 * H,))))],
+                        model_config=config, version="2.4.0")
+    with pytest.raises(LoadError, match="layer p is a PeepholeLSTM"):
+        load(path)

@@ -239,7 +239,8 @@ def test_weights_from_graph_input_are_refused(tmp_path):
 
 @pytest.mark.parametrize("attrs, match", [
     ({"clip": 3.0}, "clips"),
-    ({"activations": ["Sigmoid", "Tanh", "Relu"]}, "activations"),
+    ({"activations": ["Sigmoid", "Tanh", "ThresholdedRelu"]}, "ThresholdedRelu"),
+    ({"activations": ["Sigmoid", "Tanh", "Tanh"], "activation_alpha": [0.5]}, "activation_alpha"),
     ({"input_forget": 1}, "input_forget"),
 ])
 def test_unsupported_lstm_options(tmp_path, attrs, match):
@@ -311,3 +312,50 @@ def test_missing_onnx_package_is_explained(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)
     with pytest.raises(LoadError, match=r"rnngrad\[onnx\]"):
         load(path)
+
+
+def onnx_lstm_reference(w, r, b, x, f, g, h):
+    """Y of a forward ONNX LSTM as its specification writes it (gates i, o, f, c)."""
+    hidden = r.shape[-1]
+    wi, wo, wf, wc = np.split(w[0].astype(np.float64), 4)
+    ri, ro, rf, rc = np.split(r[0].astype(np.float64), 4)
+    wb, rb = np.split(b[0].astype(np.float64), 2)
+    bi, bo, bf, bc = (np.split(wb, 4)[k] + np.split(rb, 4)[k] for k in range(4))
+    state, cell, ys = np.zeros(hidden), np.zeros(hidden), []
+    for xt in x[:, 0].astype(np.float64):
+        i = f(xt @ wi.T + state @ ri.T + bi)
+        forget = f(xt @ wf.T + state @ rf.T + bf)
+        c = g(xt @ wc.T + state @ rc.T + bc)
+        cell = forget * cell + i * c
+        state = f(xt @ wo.T + state @ ro.T + bo) * h(cell)
+        ys.append(state)
+    return np.stack(ys)
+
+
+def test_lstm_runs_the_activations_its_node_names(tmp_path):
+    w, r, b = weights("LSTM", seed=8)
+    model = rnn_model("LSTM", w, r, b, activations=["HardSigmoid", "Relu", "Tanh"])
+    path = save(model, tmp_path / "a.onnx")
+    (rec,) = inspect(path).recurrences
+    assert (rec.nonlinearity, rec.nonlinearity_source) == ("hard_sigmoid_0.2/relu/tanh", "config")
+    x = np.random.default_rng(9).standard_normal((T, 1, I)).astype(np.float32)
+    expected = onnx_lstm_reference(w, r, b, x, lambda v: np.clip(0.2 * v + 0.5, 0, 1),
+                                   lambda v: np.maximum(v, 0), np.tanh)
+    bundle = load(path)
+    (rec,) = understand(bundle).recurrences
+    _, out = run_stack([[(rec, cell_weights(bundle, rec))]],
+                       torch.from_numpy(x[:, 0].astype(np.float64))[None])
+    assert out[0].numpy() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    (default,) = inspect(save(rnn_model("LSTM", w, r, b), tmp_path / "d.onnx")).recurrences
+    assert (default.nonlinearity, default.nonlinearity_source) == ("sigmoid/tanh", "default")
+
+
+def test_constant_nonzero_initial_state_is_noted(tmp_path):
+    w, r, b = weights("GRU", seed=3)
+    model = rnn_model("GRU", w, r, b, linear_before_reset=1)
+    node = model.graph.node[0]
+    node.input.extend(["", "h0"])  # sequence_lens absent, initial_h constant
+    model.graph.initializer.append(numpy_helper.from_array(np.full((1, 1, H), 0.5, np.float32),
+                                                           "h0"))
+    report = inspect(save(model, tmp_path / "h0.onnx"))
+    assert any("non-zero initial_h" in note for note in report.notes)

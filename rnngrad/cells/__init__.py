@@ -28,10 +28,19 @@ if TYPE_CHECKING:
     from rnngrad.cells.base import Cell
     from rnngrad.io.layout import LowRank
 
+# The Elman nonlinearities of PyTorch's nn.RNN: what --activation and safetensors metadata name.
 ACTIVATIONS = ("tanh", "relu")
-# γ = max |φ'| of a rate cell's nonlinearity (Pascanu et al. 2013, Sec. 2.1).
-LEAKY_GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
+# γ = sup |φ'| of every elementwise nonlinearity a cell can run (Pascanu et al. 2013, Sec. 2.1);
+# the functions are in :mod:`rnngrad.cells.activations`. Formats (Keras, ONNX) may name any.
+GAMMA = {"tanh": 1.0, "sigmoid": 0.25, "relu": 1.0, "identity": 1.0, "hard_sigmoid": 1 / 6,
+         "hard_sigmoid_0.2": 0.2, "softsign": 1.0, "softplus": 1.0, "elu": 1.0,
+         "selu": 1.7580993408473766, "silu": 1.0998393201285284, "relu6": 1.0,
+         "gelu": 1.1289041451825208}
+# The rate cells' nonlinearities (--map, research conventions).
+LEAKY_GAMMA = {name: GAMMA[name] for name in ("tanh", "relu", "sigmoid", "identity")}
 RATE_NONLINEARITIES = tuple(LEAKY_GAMMA)
+# A gated cell's nonlinearity text when the file says nothing else: PyTorch's cells.
+GATED_DEFAULT = "sigmoid/tanh"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +62,9 @@ class CellSpec:
         return len(self.gates)
 
     def gamma(self, nonlinearity: str) -> float:
-        """γ = max |φ'| of the nonlinearity through which W_hh acts (1 but for sigmoid φ)."""
-        return LEAKY_GAMMA.get(nonlinearity, 1.0) if self.name == "leaky" else 1.0
+        """γ = sup |φ'| of the nonlinearity through which W_hh acts (Elman and rate cells);
+        1 for gated cells, whose gates make the bound a weak guide anyway (THEORY.md)."""
+        return GAMMA.get(nonlinearity, 1.0) if self.name in ("rnn", "leaky") else 1.0
 
     def state_size(self, hidden_size: int, proj_size: int) -> int:
         """The size of s: [h; c] for an LSTM (P + H with projection), else H."""
@@ -137,10 +147,17 @@ class Recurrence:
     """One recurrence: a layer and direction of an RNN module, and the tensors it uses.
 
     ``module`` is the key prefix without its trailing dot (``"encoder.rnn"``; ``""`` for a
-    bare state dict). ``nonlinearity`` is the Elman activation (``"tanh"``/``"relu"``) or
-    ``"sigmoid/tanh"`` for gated cells; ``nonlinearity_source`` says where it came from:
-    ``"metadata"``, ``"option"``, ``"default"`` or ``"cell"`` (or ``"map"``/``"convention"``
-    for research checkpoints).
+    bare state dict). ``nonlinearity`` is the Elman activation (``"tanh"``, ``"relu"``, or
+    for Keras/ONNX files any name of :data:`GAMMA`) or, for gated cells, ``"gate/candidate"``
+    (``"sigmoid/tanh"`` for PyTorch's cells; an LSTM whose cell output differs from its
+    candidate has ``"gate/candidate/output"``); ``nonlinearity_source`` says where it came
+    from: ``"metadata"`` (safetensors header), ``"config"`` (the layer configuration a
+    Keras or ONNX file carries), ``"option"``, ``"default"`` (the file says nothing: an
+    assumption, noted), ``"cell"`` (fixed by the cell type) or ``"map"``/``"convention"``
+    for research checkpoints.
+
+    ``reversed_output``: a reverse direction whose output sequence stays in the order it was
+    computed (Keras ``go_backwards``), where PyTorch flips it back to input order.
 
     How a non-PyTorch file was understood: ``convention`` (format and layer, e.g. "Keras LSTM,
     CuDNNLSTM weights"), ``gate_order`` (the file's gate order and rnngrad's), ``orientation``
@@ -173,6 +190,7 @@ class Recurrence:
     orientation: str = ""
     low_rank: LowRank | None = None
     sources: tuple[str, ...] = ()
+    reversed_output: bool = False
 
     @property
     def spec(self) -> CellSpec:
@@ -248,5 +266,5 @@ def check_leak(alpha: float, where: str) -> float:
     return value
 
 
-__all__ = ["ACTIVATIONS", "CELL_BY_GATE_COUNT", "RATE_NONLINEARITIES", "SPECS", "CellSpec",
-           "Recurrence", "RecurrenceId", "check_leak", "recurrence_label"]
+__all__ = ["ACTIVATIONS", "CELL_BY_GATE_COUNT", "GAMMA", "GATED_DEFAULT", "RATE_NONLINEARITIES",
+           "SPECS", "CellSpec", "Recurrence", "RecurrenceId", "check_leak", "recurrence_label"]

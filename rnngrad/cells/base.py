@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from rnngrad.cells.activations import value_and_slope
+
 if TYPE_CHECKING:
     from rnngrad.cells import Recurrence
     from rnngrad.io import WeightBundle
@@ -74,8 +76,7 @@ class CellWeights:
 
 def sigmoid_slope(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """σ(a) and σ'(a) = σ(a)(1 − σ(a))."""
-    s = torch.sigmoid(a)
-    return s, s * (1 - s)
+    return value_and_slope(a, "sigmoid")
 
 
 def row_scaled(scale: torch.Tensor, matrix: torch.Tensor,

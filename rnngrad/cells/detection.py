@@ -9,11 +9,14 @@ Recognised under any prefix (``encoder.rnn.``):
 
 The cell type comes from the ratio of ``weight_hh``'s rows to the hidden size: 1 Elman,
 3 GRU, 4 LSTM. The Elman nonlinearity comes from ``--activation``, else the safetensors
-metadata (``nonlinearity`` or ``<module>.nonlinearity``), else the default tanh.
+metadata (``<module>.nonlinearity`` or ``nonlinearity``; for ``--key W``: ``W.nonlinearity``,
+then the modules enclosing ``W``), else the default tanh (``nonlinearity_source``
+``"default"``).
 
 Files read through a format (Keras, ONNX) or a mapping describe their recurrences themselves
 (``bundle.layouts``): those are taken as described (cell, nonlinearity, gate order, leak) over
-their derived, PyTorch-named tensors, and key patterns are not searched.
+their derived, PyTorch-named tensors, and key patterns are not searched (not even when a
+Keras or ONNX file describes none: the error then says why, e.g. an unrolled ONNX graph).
 
 ``leak`` (``--leak α``) turns every Elman recurrence into the leaky rate cell
 x' = (1 − α)x + α(W φ(x) + W_in u + b) (:mod:`rnngrad.cells.leaky`) and sets α of rate cells.
@@ -27,8 +30,14 @@ from dataclasses import replace
 
 from rnngrad.errors import LoadError, NoRecurrenceError, OptionError
 from rnngrad.io.bundle import TensorInfo, WeightBundle
-from rnngrad.cells import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence
+from rnngrad.io.onnx import EXPORT_HINT
+from rnngrad.cells import ACTIVATIONS, CELL_BY_GATE_COUNT, GATED_DEFAULT, Recurrence
 
+# Formats whose readers describe every recurrence they can run (bundle.layouts): their tensors
+# are never matched against PyTorch's key patterns (an unrolled ONNX graph's initializers may
+# carry PyTorch's names, but nothing says which nonlinearity the graph runs).
+DESCRIBING_FORMATS = ("keras", "keras-hdf5", "onnx")
+NO_RECURRENT_NODE = "no RNN, LSTM or GRU node"
 _LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 _CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
 
@@ -41,13 +50,15 @@ def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),
     ``activation`` and ``leak`` are validated by :class:`~rnngrad.conventions.ReadOptions`.
     """
     found = [_from_key(bundle, key, activation) for key in keys]
-    if not keys:
-        found += (_from_layouts(bundle, activation) if bundle.layouts
-                  else _from_patterns(bundle, activation))
+    if not keys and bundle.layouts:
+        found += _from_layouts(bundle, activation)
+    elif not keys and bundle.format not in DESCRIBING_FORMATS:
+        found += _from_patterns(bundle, activation)
     if not found:
-        raise NoRecurrenceError(_nothing_found_message(bundle),
-                                "name the recurrent matrix with --key NAME "
-                                "(any square matrix), give a --map FILE.toml, or check the file")
+        hint = EXPORT_HINT if bundle.format == "onnx" else (
+            "name the recurrent matrix with --key NAME (any square matrix), give a --map "
+            "FILE.toml, or check the file")
+        raise NoRecurrenceError(_nothing_found_message(bundle), hint)
     _check_stacks(bundle, found)
     return tuple(_with_leak(found, float(leak)) if leak is not None else found)
 
@@ -73,7 +84,8 @@ def _from_layouts(bundle: WeightBundle, activation: str | None) -> list[Recurren
                      direction=layout.direction, activation=activation,
                      cell_module=layout.cell_module)
         nonlinearity, source = rec.nonlinearity, rec.nonlinearity_source
-        if layout.nonlinearity and rec.cell == "rnn" and activation is None:
+        overridden = rec.cell == "rnn" and activation is not None  # --activation: Elman only
+        if layout.nonlinearity and not overridden:
             nonlinearity, source = layout.nonlinearity, layout.nonlinearity_source
         found.append(replace(
             rec, cell=layout.cell or rec.cell, nonlinearity=nonlinearity,
@@ -81,11 +93,15 @@ def _from_layouts(bundle: WeightBundle, activation: str | None) -> list[Recurren
             leak_source=layout.leak_source if layout.leak is not None else "",
             convention=layout.convention, gate_order=layout.gate_order,
             orientation=layout.orientation, low_rank=layout.low_rank, sources=layout.sources,
-            missing=rec.missing if layout.has_input else ()))
+            missing=rec.missing if layout.has_input else (),
+            reversed_output=layout.reversed_output))
     return found
 
 
 def _nothing_found_message(bundle: WeightBundle) -> str:
+    unrolled = [note for note in bundle.notes if note.startswith(NO_RECURRENT_NODE)]
+    if unrolled:
+        return f"{bundle.path}: {unrolled[0]}"
     listed = ", ".join(f"{info.name} {list(info.shape)}" for info in
                        list(bundle.tensors.values())[:12])
     more = f" and {len(bundle.tensors) - 12} more" if len(bundle.tensors) > 12 else ""
@@ -192,13 +208,19 @@ def _check_bias(bundle: WeightBundle, bias: TensorInfo | None, w_hh: TensorInfo,
                         f"[{w_hh.shape[0]}] to match {w_hh.name}", "check the file")
 
 
-def _nonlinearity(bundle: WeightBundle, prefix: str, cell: str,
-                  activation: str | None) -> tuple[str, str]:
+def _nonlinearity(bundle: WeightBundle, prefix: str, cell: str, activation: str | None,
+                  enclosing: bool = False) -> tuple[str, str]:
+    """An Elman recurrence's φ: ``--activation``, else the metadata's ``<prefix>nonlinearity``
+    (with ``enclosing``, also each enclosing module's, innermost first) or ``nonlinearity``,
+    else tanh."""
     if cell != "rnn":
-        return "sigmoid/tanh", "cell"
+        return GATED_DEFAULT, "cell"
     if activation is not None:
         return activation, "option"
-    for key in (f"{prefix}nonlinearity", "nonlinearity"):
+    parts = prefix.removesuffix(".").split(".") if prefix else []
+    keys = [f"{'.'.join(parts[:end])}.nonlinearity"
+            for end in range(len(parts), 0 if enclosing else len(parts) - 1, -1) if end]
+    for key in (*keys, "nonlinearity"):
         value = bundle.metadata.get(key)
         if value is not None:
             if value not in ACTIVATIONS:
@@ -217,10 +239,12 @@ def _from_key(bundle: WeightBundle, key: str, activation: str | None) -> Recurre
     if len(info.shape) != 2 or info.shape[0] != info.shape[1] or info.shape[0] == 0:
         raise OptionError(f"--key {key!r} has shape {list(info.shape)}, not a non-empty square "
                           "matrix", "--key names a recurrent matrix W_rec of shape H×H")
+    # the module of a --key W is W itself, or the module that holds it ("rnn" of
+    # "rnn.weight_hh_l0"), or one enclosing that
+    nonlinearity, source = _nonlinearity(bundle, f"{key}.", "rnn", activation, enclosing=True)
     return Recurrence(module=key, cell="rnn", layer=0, direction="forward",
                       hidden_size=info.shape[0], input_size=None, proj_size=0,
-                      nonlinearity=activation or "tanh",
-                      nonlinearity_source="option" if activation else "default",
+                      nonlinearity=nonlinearity, nonlinearity_source=source,
                       weight_hh=key, cell_module=True)
 
 

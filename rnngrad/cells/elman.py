@@ -1,19 +1,19 @@
-"""Elman cell (``nn.RNN`` / ``nn.RNNCell``), one gate block ``hh``.
+"""Elman cell (``nn.RNN`` / ``nn.RNNCell``, Keras ``SimpleRNN``, ONNX ``RNN``), one gate block ``hh``.
 
-    h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   φ = tanh or relu
+    h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
     J_t = ∂h_t/∂h_{t-1} = diag(φ'(a_t)) W_hh          (tanh: φ' = 1 − h_t², relu: 1[a_t > 0])
 
-γ = max |φ'| = 1 for both (Pascanu et al. 2013, Sec. 2.1). State s = h, size H.
+φ is tanh or relu for PyTorch files; a Keras or ONNX file may name any nonlinearity of
+:mod:`rnngrad.cells.activations`. γ = sup |φ'| is 1 for tanh and relu (Pascanu et al. 2013,
+Sec. 2.1). State s = h, size H.
 """
 
 from __future__ import annotations
 
 import torch
 
+from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, row_scaled
-
-
-
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -21,15 +21,8 @@ def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
-    """One step from the input drive (B, H) and state (B, H); returns (new state, cache)."""
-    a = drive + w.recurrent_drive(state)
-    if nonlinearity == "relu":
-        h = torch.relu(a)
-        slope = (a > 0).to(a.dtype)
-    else:
-        h = torch.tanh(a)
-        slope = 1 - h * h
-    return h, slope
+    """One step from the input drive (B, H) and state (B, H); returns (new state, φ'(a_t))."""
+    return value_and_slope(drive + w.recurrent_drive(state), nonlinearity)
 
 
 def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,

@@ -1,12 +1,13 @@
 """GRU cell (``nn.GRU`` / ``nn.GRUCell``); ``weight_hh`` = [W_hr; W_hz; W_hn] (3H × H).
 
     r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz)
-    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ n + z ⊙ h
+    n = φ(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ n + z ⊙ h
 
-Step Jacobian (B, H, H):
+PyTorch's cell has σ = sigmoid, φ = tanh (``nonlinearity`` ``"sigmoid/tanh"``); a Keras or ONNX
+file may name others as ``"σ/φ"`` (:mod:`rnngrad.cells.activations`). Step Jacobian (B, H, H):
 
     ∂h'/∂h = diag(z) + diag((h − n) σ'(a_z)) W_hz
-             + diag((1 − z)(1 − n²)) [diag(r) W_hn + diag((W_hn h + b_hn) σ'(a_r)) W_hr]
+             + diag((1 − z) φ'(a_n)) [diag(r) W_hn + diag((W_hn h + b_hn) σ'(a_r)) W_hr]
 
 γ of the candidate tanh is 1; the gates make the W_hh blocks a weak guide (docs/theory.md, "Bounds").
 """
@@ -15,10 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
-
-
-
+from rnngrad.cells.activations import gated, value_and_slope
+from rnngrad.cells.base import CellWeights, row_scaled
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -26,20 +25,21 @@ def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    gate, candidate = gated(nonlinearity, 2)
     i_r, i_z, i_n = drive.chunk(3, dim=-1)
     h_r, h_z, h_n = w.recurrent_drive(state).chunk(3, dim=-1)
-    r, dr = sigmoid_slope(i_r + h_r)
-    z, dz = sigmoid_slope(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
+    r, dr = value_and_slope(i_r + h_r, gate)
+    z, dz = value_and_slope(i_z + h_z, gate)
+    n, dn = value_and_slope(i_n + r * h_n, candidate)
     new = (1 - z) * n + z * state
-    return new, (state, r, dr, z, dz, n, h_n)
+    return new, (state, r, dr, z, dz, n, dn, h_n)
 
 
 def jacobian(w: CellWeights, cache, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
-    h, r, dr, z, dz, n, h_n = cache
+    h, r, dr, z, dz, n, dn, h_n = cache
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
-    through_n = (1 - z) * (1 - n * n)
+    through_n = (1 - z) * dn
     jac = (row_scaled((h - n) * dz, w_z) + row_scaled(through_n * r, w_n)
            + row_scaled(through_n * h_n * dr, w_r))
     return torch.add(jac, torch.diag_embed(z), out=out)

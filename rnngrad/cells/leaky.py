@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights
 
 REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
@@ -36,15 +37,7 @@ REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 
 def rate_and_slope(x: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
     """φ(x) and φ'(x); relu's slope is 1[x > 0], as autograd takes it."""
-    if nonlinearity == "relu":
-        return torch.relu(x), (x > 0).to(x.dtype)
-    if nonlinearity == "sigmoid":
-        s = torch.sigmoid(x)
-        return s, s * (1 - s)
-    if nonlinearity == "identity":
-        return x, torch.ones_like(x)
-    t = torch.tanh(x)
-    return t, 1 - t * t
+    return value_and_slope(x, nonlinearity)
 
 
 def effective_matrix(weight_hh: np.ndarray, alpha: float, nonlinearity: str) -> np.ndarray:

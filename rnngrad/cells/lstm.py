@@ -1,13 +1,17 @@
 """LSTM cell (``nn.LSTM`` / ``nn.LSTMCell``); ``weight_hh`` = [W_hi; W_hf; W_hg; W_ho].
 
-    i, f, o = σ(W_i* x + b_i* + W_h* h + b_h*),  g = tanh(W_ig x + b_ig + W_hg h + b_hg)
-    c' = f ⊙ c + i ⊙ g,  h̃' = o ⊙ tanh(c'),  h' = W_hr h̃' (with proj_size P) else h̃'
+    i, f, o = σ(W_i* x + b_i* + W_h* h + b_h*),  g = φ(W_ig x + b_ig + W_hg h + b_hg)
+    c' = f ⊙ c + i ⊙ g,  h̃' = o ⊙ ψ(c'),  h' = W_hr h̃' (with proj_size P) else h̃'
+
+PyTorch's cell has σ = sigmoid and φ = ψ = tanh (``nonlinearity`` ``"sigmoid/tanh"``). A Keras
+or ONNX file may name others (:mod:`rnngrad.cells.activations`): ``"σ/φ"`` (Keras'
+``recurrent_activation`` and ``activation``, ψ = φ) or ``"σ/φ/ψ"`` (ONNX's f, g, h).
 
 The recurrent state is s = [h; c], h first: size P + H (2H without projection). Its step
 Jacobian (B, P+H, P+H) has the blocks
 
-    ∂c'/∂h = diag(c σ'(a_f)) W_hf + diag(g σ'(a_i)) W_hi + diag(i (1 − g²)) W_hg,  ∂c'/∂c = diag(f)
-    ∂h̃'/∂· = diag(tanh(c') σ'(a_o)) [W_ho, 0] + diag(o (1 − tanh² c')) ∂c'/∂·
+    ∂c'/∂h = diag(c σ'(a_f)) W_hf + diag(g σ'(a_i)) W_hi + diag(i φ'(a_g)) W_hg,  ∂c'/∂c = diag(f)
+    ∂h̃'/∂· = diag(ψ(c') σ'(a_o)) [W_ho, 0] + diag(o ψ'(c')) ∂c'/∂·
     ∂h'/∂· = W_hr ∂h̃'/∂·   (projection only)
 
 With projection the gate blocks of ``weight_hh`` are H × P; their spectra are taken of the
@@ -18,10 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
-
-
-
+from rnngrad.cells.activations import gated, value_and_slope
+from rnngrad.cells.base import CellWeights, row_scaled
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -29,29 +31,30 @@ def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    gate, candidate, cell_out = gated(nonlinearity, 3)
     hidden = w.weight_hh.shape[0] // 4
     h, c = state[..., :-hidden], state[..., -hidden:]
     a_i, a_f, a_g, a_o = (drive + w.recurrent_drive(h)).chunk(4, dim=-1)
-    i, di = sigmoid_slope(a_i)
-    f, df = sigmoid_slope(a_f)
-    o, do = sigmoid_slope(a_o)
-    g = torch.tanh(a_g)
+    i, di = value_and_slope(a_i, gate)
+    f, df = value_and_slope(a_f, gate)
+    o, do = value_and_slope(a_o, gate)
+    g, dg = value_and_slope(a_g, candidate)
     c_new = f * c + i * g
-    tanh_c = torch.tanh(c_new)
-    h_new = o * tanh_c
+    act_c, dact_c = value_and_slope(c_new, cell_out)
+    h_new = o * act_c
     if w.weight_hr is not None:
         h_new = h_new @ w.weight_hr.T
-    return torch.cat([h_new, c_new], dim=-1), (c, i, di, f, df, g, o, do, tanh_c)
+    return torch.cat([h_new, c_new], dim=-1), (c, i, di, f, df, g, dg, o, do, act_c, dact_c)
 
 
 def jacobian(w: CellWeights, cache, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
-    c, i, di, f, df, g, o, do, tanh_c = cache
+    c, i, di, f, df, g, dg, o, do, act_c, dact_c = cache
     w_i, w_f, w_g, w_o = w.weight_hh.chunk(4, dim=0)
-    dc_dh = row_scaled(c * df, w_f) + row_scaled(g * di, w_i) + row_scaled(i * (1 - g * g), w_g)
+    dc_dh = row_scaled(c * df, w_f) + row_scaled(g * di, w_i) + row_scaled(i * dg, w_g)
     dc_dc = torch.diag_embed(f)
-    out_slope = o * (1 - tanh_c * tanh_c)
-    dh_dh = row_scaled(tanh_c * do, w_o) + out_slope.unsqueeze(-1) * dc_dh
+    out_slope = o * dact_c
+    dh_dh = row_scaled(act_c * do, w_o) + out_slope.unsqueeze(-1) * dc_dh
     dh_dc = torch.diag_embed(out_slope * f)
     if w.weight_hr is not None:
         dh_dh = w.weight_hr @ dh_dh

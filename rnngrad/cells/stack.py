@@ -78,7 +78,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.
 
     ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
     concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
-    time-reversed sequence. ``initial`` maps a recurrence to its s_0 (B, S) (absent: zero);
+    time-reversed sequence, its outputs flipped back to input order (kept in the order computed
+    when ``rec.reversed_output``, as Keras' ``go_backwards`` returns them). ``initial`` maps a recurrence to its s_0 (B, S) (absent: zero);
     ``check_finite`` as in :func:`run_recurrence`. Returns each recurrence's trace with the
     inputs it saw (in its own time order) and the module's output sequence (B, T, D·P).
     ``horizon`` truncates the forward directions' backpropagation to that many steps (the
@@ -94,7 +95,8 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.
             trace = run_recurrence(rec, weights, seen, start, check_finite=check_finite,
                                    horizon=horizon if rec.direction == "forward" else None)
             traces[rec] = (trace, seen)
-            outs.append(trace.outputs.flip(1) if rec.direction == "reverse" else trace.outputs)
+            flip = rec.direction == "reverse" and not rec.reversed_output
+            outs.append(trace.outputs.flip(1) if flip else trace.outputs)
         current = torch.cat(outs, dim=-1)
     return traces, current
 

@@ -1,8 +1,10 @@
 """How to read a model: the options every command shares (``--key``, ``--activation``,
-``--leak``, ``--map``). Torch- and NumPy-free, so the command line can import it cheaply."""
+``--leak``, ``--map``, and the ``--max-memory`` a reader may allocate). Torch- and
+NumPy-free, so the command line can import it cheaply."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
@@ -10,6 +12,15 @@ from rnngrad.cells import ACTIVATIONS, check_leak
 from rnngrad.errors import OptionError
 
 O = TypeVar("O")
+DEFAULT_MAX_MEMORY_GIB = 8.0
+
+
+def check_max_memory(value: float) -> None:
+    """``--max-memory`` must be a positive finite number of GiB (NaN would disable the guard)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value <= 0):
+        raise OptionError(f"--max-memory {value!r} must be a positive number of GiB",
+                          f"e.g. --max-memory {DEFAULT_MAX_MEMORY_GIB:g}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,16 +31,21 @@ class ReadOptions:
     hand-written RNNs). ``activation``: the Elman nonlinearity, overriding what the file
     says (``tanh`` or ``relu``). ``leak``: α = dt/τ in (0, 1]: run Elman layers as leaky rate
     cells, or override α of recognised rate models. ``map``: a TOML file describing a research
-    checkpoint's recurrences (docs/formats.md).
+    checkpoint's recurrences (docs/formats.md). ``max_memory``: GiB a file's reader may
+    allocate (None: the reader's own cap only; the analyses default to
+    :data:`DEFAULT_MAX_MEMORY_GIB`).
     """
 
     keys: tuple[str, ...] = ()
     activation: str | None = None
     leak: float | None = None
     map: str | None = None
+    max_memory: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", tuple(self.keys))
+        if self.max_memory is not None:
+            check_max_memory(self.max_memory)
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise OptionError(f"--activation {self.activation!r} is not supported",
                               f"use one of: {', '.join(ACTIVATIONS)}")
@@ -42,7 +58,7 @@ class ReadOptions:
     def read_options(self) -> ReadOptions:
         """Just the reading part (for an options class that extends this one)."""
         return ReadOptions(keys=self.keys, activation=self.activation, leak=self.leak,
-                           map=self.map)
+                           map=self.map, max_memory=self.max_memory)
 
 
 def with_settings(kind: type[O], options: O | None, settings: dict[str, Any]) -> O:

@@ -34,7 +34,7 @@ def understand(source: Any, options: ReadOptions = ReadOptions()) -> Understood:
     from rnngrad.conventions.builtin import recognise
     from rnngrad.conventions.mapping import MAP_METADATA, apply_map_file, apply_map_metadata
 
-    bundle = as_bundle(source)
+    bundle = as_bundle(source, max_memory=options.max_memory)
     settings = None
     if options.map is not None:
         bundle, settings = apply_map_file(bundle, options.map)

@@ -33,11 +33,12 @@ __all__ = ["MAX_FILE_BYTES", "TensorInfo", "WeightBundle", "as_bundle", "from_st
            "load"]
 
 
-def load(path: str | Path) -> WeightBundle:
+def load(path: str | Path, *, max_memory: float | None = None) -> WeightBundle:
     """Read the weights file at ``path`` safely; raise :class:`LoadError` if it can't be.
 
     The bundle is the file as it is: research conventions and ``--map`` files are applied on
-    top of it by :func:`rnngrad.conventions.understand`.
+    top of it by :func:`rnngrad.conventions.understand`. ``max_memory`` (GiB, the commands'
+    ``--max-memory``) bounds what a reader may allocate for the file, below its own cap.
     """
     file = checked_path(path)
     size = file.stat().st_size
@@ -46,15 +47,19 @@ def load(path: str | Path) -> WeightBundle:
                         f"reads at most {MAX_FILE_BYTES // 1024**3} GiB)",
                         "export just the recurrent weights to a smaller file")
     kind = sniff(read_head(file), file)
+    if kind == "onnx":  # protobuf parses the whole file: its size is checked before hashing
+        from rnngrad.io.onnx.reader import check_model_size
+
+        check_model_size(file, size, max_memory)
     sha = sha256(file)
     if kind in ("hdf5", "keras"):
         from rnngrad.io.keras.reader import read_keras
 
-        return read_keras(file, sha, archive=kind == "keras")
+        return read_keras(file, sha, archive=kind == "keras", max_memory=max_memory)
     if kind == "onnx":
         from rnngrad.io.onnx.reader import read_onnx
 
-        return read_onnx(file, sha)
+        return read_onnx(file, sha, max_memory=max_memory)
     if kind == "safetensors":
         from rnngrad.io.safetensors import read_safetensors
 
@@ -90,8 +95,9 @@ def from_state_dict(state: Mapping[str, Any], *, name: str = "<state dict>",
                         _fetch=lambda key: arrays[key])
 
 
-def as_bundle(source: Any) -> WeightBundle:
-    """A :class:`WeightBundle` from a path, a bundle, a state dict or a ``torch.nn.Module``.
+def as_bundle(source: Any, *, max_memory: float | None = None) -> WeightBundle:
+    """A :class:`WeightBundle` from a path, a bundle, a state dict or a ``torch.nn.Module``
+    (``max_memory``: GiB a file's reader may allocate, as for :func:`load`).
 
     For a module, the ``nonlinearity`` of its ``nn.RNN``/``nn.RNNCell`` submodules is carried
     into the metadata as ``<prefix>.nonlinearity``, as a safetensors header would carry it.
@@ -99,7 +105,7 @@ def as_bundle(source: Any) -> WeightBundle:
     if isinstance(source, WeightBundle):
         return source
     if isinstance(source, (str, Path)):
-        return load(source)
+        return load(source, max_memory=max_memory)
     if isinstance(source, Mapping):
         return from_state_dict(source)
     if hasattr(source, "state_dict") and hasattr(source, "named_modules"):

@@ -38,6 +38,11 @@ class Layout:
     ``cell`` overrides the guess from the row count (``"gru_reset_before"``, ``"leaky"``).
     ``has_input`` False: the recurrence has no input by design (a map without ``input``), so
     no ``weight_ih`` is missing: it runs on zero-width inputs, x_t = W φ(x_(t−1)) + b.
+    ``nonlinearity`` is what the file says the cell runs (an Elman activation, or
+    ``"gate/candidate"`` for gated cells; None: the cell's default) and ``nonlinearity_source``
+    where it says so (``"config"``, ``"metadata"``, ``"default"``, ...).
+    ``reversed_output``: a reverse direction that returns its outputs in the order it computed
+    them (Keras ``go_backwards``), not flipped back as PyTorch's reverse directions are.
     """
 
     module: str
@@ -55,6 +60,7 @@ class Layout:
     low_rank: "LowRank | None" = None
     sources: tuple[str, ...] = ()
     has_input: bool = True
+    reversed_output: bool = False
 
     def tensor_name(self, part: str) -> str:
         """The derived name of ``part`` (``weight_hh``, ``weight_ih``, ``bias_ih``, ...)."""

@@ -5,26 +5,34 @@ Two layouts, recognised from the file:
 - Keras 2 (``save_weights`` to ``.h5``, ``model.save("x.h5")``, and Keras 3's legacy
   ``model.save("x.h5")``): the root (or its ``model_weights`` group) lists ``layer_names``;
   each layer group lists ``weight_names`` (``lstm_1/kernel:0``, ``bidirectional/forward_lstm/
-  lstm_cell/recurrent_kernel:0``, ...). Full-model files carry the architecture as JSON in
-  the ``model_config`` attribute: class names, activations, ``go_backwards``, ``reset_after``.
+  lstm_cell/recurrent_kernel:0``; Keras 3 prefixes the model's name:
+  ``sequential/enc/simple_rnn_cell/kernel``). Full-model files carry the architecture as JSON
+  in the ``model_config`` attribute: class names, activations, ``go_backwards``,
+  ``reset_after``. The layer a cell belongs to is its layer group (inside a nested model,
+  the first layer its weight path names).
 - Keras 3 (``.keras`` archives = zip of ``config.json``, ``metadata.json`` and
   ``model.weights.h5``; and ``.weights.h5``): each layer's variables are ``<path>/vars/0, 1, ...``
   with paths built from class names as Keras' saving_lib builds them (``layers/lstm/cell/vars``,
-  ``layers/bidirectional/forward_layer/cell/vars``, ``layers/gru_1/cell/vars``).
+  ``layers/bidirectional/forward_layer/cell/vars``, ``layers/rnn/cell/cells/lstm_cell/vars``).
 
-Recurrent cells become PyTorch-named derived tensors (:mod:`rnngrad.io.keras.layers`; a Bidirectional
-layer gives ``<name>.weight_hh_l0`` and ``<name>.weight_hh_l0_reverse``). Embedding tables are
-listed as ``<layer>.weight`` and Dense layers as ``<layer>.weight`` (kernel transposed) and
-``<layer>.bias``, so ``--tokens`` and ``--loss mse|ce`` find them; other weights as
-``<layer>.<weight>``. Without a config (weights-only files) the layer type comes from the shapes
-and the activations are Keras' defaults, which the notes say.
+Recurrent cells become PyTorch-named derived tensors (:mod:`rnngrad.io.keras.layers`; a
+Bidirectional layer gives ``<name>.weight_hh_l0`` and ``<name>.weight_hh_l0_reverse``; the
+cells of a ``StackedRNNCells`` are ``<name>.cell0``, ``<name>.cell1``, ...). Embedding tables
+are listed as ``<layer>.weight`` and Dense layers as ``<layer>.weight`` (kernel transposed)
+and ``<layer>.bias``, so ``--tokens`` and ``--loss mse|ce`` find them; other weights as
+``<layer>.<weight>``. What each cell runs comes from its layer config; without one (weights-only
+files) the layer type comes from the shapes and the activations are the Keras version's
+defaults, which the notes say.
+
+Safety (:mod:`rnngrad.io.keras.hdf5`, :mod:`rnngrad.io.keras.archive`): hard links only, no
+other file ever opened, every size known before it is read, and the file's weights as float64
+checked against the memory budget (:data:`MAX_FILE_MEMORY`, ``--max-memory``) before any of
+them is read.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,16 +40,20 @@ from typing import Any, Callable
 import numpy as np
 
 from rnngrad.errors import LoadError
+from rnngrad.io.budget import MemoryBudget
 from rnngrad.io.bundle import TensorInfo, WeightBundle
-from rnngrad.io.layout import Derived, with_derived
-from rnngrad.io.keras import hdf5
+from rnngrad.io.keras.archive import open_archive, parse_json
+from rnngrad.io.keras.hdf5 import SafeHDF5, guarded, nbytes
 from rnngrad.io.keras.layers import CLASS_KIND, KerasRNN, describe
+from rnngrad.io.layout import Derived, with_derived
 
-MAX_ARCHIVE_MEMBER = 4 * 1024**3
-ARCHIVE_WEIGHTS = "model.weights.h5"
+# The most memory one Keras file may make rnngrad take: its weights as float64 (and an
+# inflated weights member). RNN weights are megabytes to a few gigabytes.
+MAX_FILE_MEMORY = 8 * 1024**3
 _SNAKE_CLASS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "cu_dnnlstm": "CuDNNLSTM",
                 "cu_dnngru": "CuDNNGRU", "embedding": "Embedding", "dense": "Dense"}
 _CONTAINER_NAMES = {"layers", "_layer_checkpoint_dependencies"}
+_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 
 
 @dataclass
@@ -49,27 +61,46 @@ class Found:
     """What one pass over the file found: cells, other weights, and how to describe them."""
 
     flavour: str
+    version: str = ""
     rnns: list[KerasRNN] = field(default_factory=list)
     others: list[tuple[str, str, tuple[int, ...], str, bool]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def read_keras(file: Path, sha: str, *, archive: bool) -> WeightBundle:
-    """A Keras ``.h5``/``.weights.h5`` file or ``.keras`` archive as a bundle."""
+def read_keras(file: Path, sha: str, *, archive: bool,
+               max_memory: float | None = None) -> WeightBundle:
+    """A Keras ``.h5``/``.weights.h5`` file or ``.keras`` archive as a bundle.
+
+    ``max_memory`` (GiB, ``--max-memory``) lowers the per-file cap :data:`MAX_FILE_MEMORY`.
+    """
     where = str(file)
-    source: Path | bytes = file
+    budget = MemoryBudget(where, MAX_FILE_MEMORY, max_memory)
+    source: Any = file
     config, version = None, ""
     if archive:
-        source, config, version = _archive(file)
-    with hdf5.open_file(source, where) as h5:
+        opened = open_archive(file, budget)
+        source, config, version = opened.weights, opened.config, opened.version
+    with guarded(where), SafeHDF5(source, where, budget) as h5:
         found = _discover(h5, config, version, where, archive)
+    _plan_memory(found, budget)
 
     def read(path: str) -> np.ndarray:
-        with hdf5.open_file(source, where) as h5:
-            dataset = hdf5.node(h5, path, where)
-            return hdf5.read(dataset, where)
+        fresh = MemoryBudget(where, MAX_FILE_MEMORY, max_memory)
+        with guarded(where), SafeHDF5(source, where, fresh) as h5:
+            return h5.read(h5.dataset(h5.root, path))
 
     return _bundle(file, sha, found, read, "keras" if archive else "keras-hdf5")
+
+
+def _plan_memory(found: Found, budget: MemoryBudget) -> None:
+    """The file's weights as float64 must fit the budget before any of them is read."""
+    for rnn in found.rnns:
+        for path, shape in ((rnn.kernel, rnn.kernel_shape), (rnn.recurrent, rnn.recurrent_shape),
+                            (rnn.bias, rnn.bias_shape)):
+            if path is not None and shape is not None:
+                budget.take(nbytes(shape, 8), f"{path} as float64")
+    for _, path, shape, _, _ in found.others:
+        budget.take(nbytes(shape, 8), f"{path} as float64")
 
 
 def _bundle(file: Path, sha: str, found: Found, read: Callable[[str], np.ndarray],
@@ -109,184 +140,220 @@ def _others(items, read, taken: set[str]) -> dict[str, Derived]:
     return out
 
 
-# --- .keras archives --------------------------------------------------------------------------
-
-
-def _archive(file: Path) -> tuple[bytes, dict | None, str]:
-    try:
-        with zipfile.ZipFile(file) as zipped:
-            names = zipped.namelist()
-            if ARCHIVE_WEIGHTS not in names:
-                weights = [n for n in names if n.startswith("model.weights")]
-                raise LoadError(f"{file}: .keras archive without {ARCHIVE_WEIGHTS} "
-                                f"(it has {', '.join(weights) or 'no weights'})",
-                                "rnngrad reads HDF5 weights; an .npz weights store needs pickle "
-                                "and is refused; re-save with model.save('x.keras')")
-            info = zipped.getinfo(ARCHIVE_WEIGHTS)
-            if info.file_size > MAX_ARCHIVE_MEMBER:
-                raise LoadError(f"{file}: {ARCHIVE_WEIGHTS} would inflate to "
-                                f"{info.file_size / 1024**3:.1f} GiB", "refused")
-            data = zipped.read(ARCHIVE_WEIGHTS)
-            config = _json_member(zipped, "config.json", file)
-            metadata = _json_member(zipped, "metadata.json", file) or {}
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise LoadError(f"{file}: damaged .keras archive ({exc})",
-                        "re-save or re-download the model") from None
-    return data, config, str(metadata.get("keras_version", ""))
-
-
-def _json_member(zipped: zipfile.ZipFile, name: str, file: Path) -> dict | None:
-    if name not in zipped.namelist():
-        return None
-    try:
-        value = json.loads(zipped.read(name).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoadError(f"{file}: {name} in the archive is not JSON ({exc})",
-                        "re-save the model") from None
-    return value if isinstance(value, dict) else None
-
-
 # --- which layout -------------------------------------------------------------------------
 
 
-def _discover(h5, config: dict | None, version: str, where: str, archive: bool) -> Found:
-    root = h5
-    if not _has_layer_names(h5) and "model_weights" in h5 and _has_layer_names(h5["model_weights"]):
-        root = h5["model_weights"]
-    if _has_layer_names(root):
+def _discover(h5: SafeHDF5, config: dict | None, version: str, where: str,
+              archive: bool) -> Found:
+    root = h5.root
+    if not _has_layer_names(h5, root) and h5.has(root, "model_weights"):
+        inner = h5.child(root, "model_weights")
+        if h5.is_group(inner) and _has_layer_names(h5, inner):
+            root = inner
+    if _has_layer_names(h5, root):
         return _keras2(h5, root, where)
-    if any(name in h5 for name in ("layers", "_layer_checkpoint_dependencies", "vars")):
+    if any(h5.has(h5.root, name) for name in ("layers", "_layer_checkpoint_dependencies", "vars")):
         flavour = (f"Keras {version or '3'} .keras archive" if archive
                    else "Keras 3 weights file (.weights.h5)")
-        return _keras3(h5, config, flavour, where)
+        return _keras3(h5, config, flavour, version, where)
     raise LoadError(f"{where}: HDF5 file without Keras weights (no layer_names, no "
                     "layers/…/vars groups)", "rnngrad reads HDF5 files written by Keras")
 
 
-def _has_layer_names(group) -> bool:
-    return "layer_names" in group.attrs or "layer_names0" in group.attrs
+def _has_layer_names(h5: SafeHDF5, group) -> bool:
+    return h5.has_attribute(group, "layer_names") or h5.has_attribute(group, "layer_names0")
 
 
 # --- Keras 2 ----------------------------------------------------------------------------------
 
 
-def _keras2(h5, root, where: str) -> Found:
-    version = hdf5.text(root.attrs.get("keras_version", h5.attrs.get("keras_version", b"")))
+def _keras2(h5: SafeHDF5, root, where: str) -> Found:
+    version = h5.text(root, "keras_version") or h5.text(h5.root, "keras_version") or ""
     if not version or version.startswith("1"):
         raise LoadError(f"{where}: Keras 1 weights file (keras_version {version or 'missing'})",
                         "load it in Keras 2 and save it again")
-    raw_config = h5.attrs.get("model_config")
-    configs = _configs_by_name(json.loads(hdf5.text(raw_config))) if raw_config is not None else {}
+    raw_config = h5.text(h5.root, "model_config")
+    configs: dict[str, tuple[str, dict]] = {}
+    if raw_config is not None:
+        parsed = parse_json(raw_config, "the model_config attribute", where)
+        if not isinstance(parsed, dict):
+            raise LoadError(f"{where}: the model_config attribute is JSON but not a Keras model "
+                            f"config (a {type(parsed).__name__})", "re-save the model")
+        configs = _configs_by_name(parsed)
     kind = "full-model HDF5" if raw_config is not None else "save_weights HDF5"
-    found = Found(flavour=f"Keras {version} {kind}")
-    for layer in hdf5.attribute_list(root, "layer_names"):
-        group = hdf5.node(root, layer, where)
-        _keras2_layer(group, layer, configs, found, where)
+    found = Found(flavour=f"Keras {version} {kind}", version=version)
+    for layer in h5.text_list(root, "layer_names"):
+        group = h5.node(root, layer)
+        if not h5.is_group(group):
+            raise LoadError(f"{where}: layer {layer!r} is not a group", "the file is damaged")
+        _keras2_layer(h5, group, layer, configs, found, where)
     return found
 
 
-def _keras2_layer(group, layer: str, configs: dict, found: Found, where: str) -> None:
+def _keras2_layer(h5: SafeHDF5, group, layer: str, configs: dict, found: Found,
+                  where: str) -> None:
     by_prefix: dict[str, dict[str, str]] = {}
-    for name in hdf5.attribute_list(group, "weight_names"):
+    for name in h5.text_list(group, "weight_names"):
         prefix, _, leaf = name.rpartition("/")
         by_prefix.setdefault(prefix, {})[leaf.split(":")[0]] = f"{group.name}/{name}"
     cells = [p for p, leaves in by_prefix.items() if {"kernel", "recurrent_kernel"} <= set(leaves)]
     analysed: set[str] = set()
     for index, prefix in enumerate(cells):
-        module, class_name, config, direction = _keras2_identity(layer, prefix, index, len(cells),
-                                                                 configs)
-        rnn = _rnn(group.file, by_prefix[prefix], module, direction, class_name, config, where)
+        identity = _keras2_identity(layer, prefix, index, len(cells), configs, where)
+        rnn = _rnn(h5, by_prefix[prefix], identity, found.version, where)
         if rnn is None:
-            found.notes.append(f"{module}: recurrent weights that are not matrices (a "
+            found.notes.append(f"{identity.module}: recurrent weights that are not matrices (a "
                                "convolutional RNN?) are listed, not analysed")
         else:
             found.rnns.append(rnn)
             analysed.add(prefix)
     for prefix, leaves in by_prefix.items():
         if prefix not in analysed:
-            first = prefix.split("/")[0]
-            module = first if first in configs and first != layer else layer
+            module = _owning_layer(layer, prefix, configs)
             class_name = configs.get(module, (None, {}))[0]
-            found.others += _other_weights(group.file, module, class_name, leaves, where)
+            found.others += _other_weights(h5, module, class_name, leaves)
 
 
-def _keras2_identity(layer: str, prefix: str, index: int, count: int, configs: dict):
-    first = prefix.split("/")[0]
-    module = first if first in configs and first != layer else layer
-    class_name, config = configs.get(module, (None, {}))
-    lowered = prefix.lower()
-    if class_name == "Bidirectional" or "forward_" in lowered or "backward_" in lowered:
+@dataclass(frozen=True)
+class Identity:
+    """Which layer a cell belongs to and what its config says (``config`` None: no config)."""
+
+    module: str
+    class_name: str | None
+    config: dict | None
+    direction: str = "forward"
+    reversed_output: bool = False
+
+
+def _keras2_identity(layer: str, prefix: str, index: int, count: int, configs: dict,
+                     where: str) -> Identity:
+    module = _owning_layer(layer, prefix, configs)
+    class_name, config = configs.get(module, (None, None))
+    parts = prefix.split("/")
+    after = parts[parts.index(module) + 1:] if module in parts else parts
+    lowered = "/".join(after).lower()
+    if class_name == "Bidirectional" or (class_name is None and ("forward_" in lowered
+                                                                 or "backward_" in lowered)):
         reverse = "backward" in lowered or ("forward" not in lowered and index == 1)
-        inner = (config.get("backward_layer") if reverse else None) or config.get("layer") or {}
-        class_name, config = _cell_config(*_unwrap(inner))
-        return module, class_name, config, "reverse" if reverse else "forward"
+        return _bidirectional_half(module, config, reverse, where)
+    if class_name is not None and _stacked(class_name, config):
+        return _stacked_cell(module, config, after[-1] if after else "", where)
     if count > 1:
         module = f"{module}.cell{index}"
-    direction = "reverse" if config.get("go_backwards") else "forward"
+    return _plain(module, class_name, config)
+
+
+def _owning_layer(layer: str, prefix: str, configs: dict) -> str:
+    """The layer a weight path belongs to: its layer group, or inside a nested model's group
+    the first layer (not a model) the path names."""
+    if configs.get(layer, ("", None))[0] not in _MODEL_CLASSES:
+        return layer
+    for part in prefix.split("/"):
+        if part in configs and configs[part][0] not in _MODEL_CLASSES:
+            return part
+    return layer
+
+
+def _plain(module: str, class_name: str | None, config: dict | None) -> Identity:
+    backwards = bool(config and config.get("go_backwards"))
     class_name, config = _cell_config(class_name, config)
-    return module, class_name, config, direction
+    return Identity(module, class_name, config, "reverse" if backwards else "forward",
+                    reversed_output=backwards)
 
 
-def _cell_config(class_name: str | None, config: dict) -> tuple[str | None, dict]:
+def _bidirectional_half(module: str, config: dict | None, reverse: bool, where: str) -> Identity:
+    """A Bidirectional layer's forward or backward cell; Keras flips the backward outputs
+    back, as PyTorch does, so neither keeps a reversed output."""
+    if config is None:
+        return Identity(module, None, None, "reverse" if reverse else "forward")
+    inner = (config.get("backward_layer") if reverse else None) or config.get("layer")
+    class_name, inner_config = _unwrap(inner)
+    if inner_config is None:
+        raise LoadError(f"{where}: Bidirectional layer {module} has no config for its "
+                        f"{'backward' if reverse else 'forward'} layer", "re-save the model")
+    if not reverse and inner_config.get("go_backwards"):
+        raise LoadError(f"{where}: Bidirectional layer {module} wraps a go_backwards layer",
+                        "rnngrad reads Bidirectional layers over forward layers")
+    class_name, inner_config = _cell_config(class_name, inner_config)
+    return Identity(module, class_name, inner_config, "reverse" if reverse else "forward")
+
+
+def _stacked(class_name: str | None, config: dict | None) -> bool:
+    return class_name == "RNN" and _unwrap((config or {}).get("cell"))[0] == "StackedRNNCells"
+
+
+def _stacked_cell(module: str, config: dict | None, cell_name: str, where: str) -> Identity:
+    """One cell of an ``RNN(StackedRNNCells([...]))`` layer, found by its name, analysed as
+    its own module ``<layer>.cell<k>`` (k its position in the stack)."""
+    cells = (_unwrap((config or {}).get("cell"))[1] or {}).get("cells")
+    for position, entry in enumerate(cells if isinstance(cells, list) else []):
+        class_name, cell_config = _unwrap(entry)
+        if cell_config is not None and cell_config.get("name") == cell_name:
+            backwards = bool(config.get("go_backwards"))
+            return Identity(f"{module}.cell{position}", class_name, cell_config,
+                            "reverse" if backwards else "forward", reversed_output=backwards)
+    raise LoadError(f"{where}: layer {module} stacks cells, but its config names no cell "
+                    f"{cell_name!r}", "the file is inconsistent; re-save the model")
+
+
+def _cell_config(class_name: str | None, config: dict | None) -> tuple[str | None, dict | None]:
     """A generic ``RNN(cell)`` layer is described by its cell's class and config."""
-    if class_name == "RNN":
-        return _unwrap(config.get("cell") or {})
+    if class_name == "RNN" and config is not None:
+        return _unwrap(config.get("cell"))
     return class_name, config
 
 
-def _unwrap(entry: Any) -> tuple[str | None, dict]:
+def _unwrap(entry: Any) -> tuple[str | None, dict | None]:
     if not isinstance(entry, dict):
-        return None, {}
-    return entry.get("class_name"), entry.get("config") or {}
+        return None, None
+    inner = entry.get("config")
+    class_name = entry.get("class_name")
+    return (class_name if isinstance(class_name, str) else None,
+            inner if isinstance(inner, dict) else {})
 
 
 def _configs_by_name(config: Any) -> dict[str, tuple[str, dict]]:
-    """Every layer config in a Keras model config, by layer name (nested models included)."""
+    """Every layer config in a Keras model config, by layer name (nested models included);
+    walked without recursion, so any nesting the JSON parser accepted is fine."""
     out: dict[str, tuple[str, dict]] = {}
-
-    def visit(entry: Any) -> None:
+    stack = [config]
+    while stack:
+        entry = stack.pop()
         if isinstance(entry, dict):
             inner = entry.get("config")
             if isinstance(entry.get("class_name"), str) and isinstance(inner, dict) \
                     and isinstance(inner.get("name"), str):
                 out.setdefault(inner["name"], (entry["class_name"], inner))
-            for value in entry.values():
-                visit(value)
+            stack.extend(reversed(list(entry.values())))
         elif isinstance(entry, list):
-            for value in entry:
-                visit(value)
-
-    visit(config)
+            stack.extend(reversed(entry))
     return out
 
 
 # --- Keras 3 ----------------------------------------------------------------------------------
 
 
-def _keras3(h5, config: dict | None, flavour: str, where: str) -> Found:
-    found = Found(flavour=flavour)
+def _keras3(h5: SafeHDF5, config: dict | None, flavour: str, version: str, where: str) -> Found:
+    found = Found(flavour=flavour, version=version or "3")
     paths = _keras3_paths(config) if config else {}
-    for owner, group in _vars_groups(h5, where):
-        datasets = _numbered(group, where)
-        layer_path = owner.removesuffix("/cell")
-        entry = paths.get(layer_path)
-        module, direction = _keras3_module(layer_path, paths)
-        class_name, layer_config = _unwrap(entry) if entry else (_class_from_path(layer_path), {})
-        if layer_path.rsplit("/", 1)[-1] not in ("forward_layer", "backward_layer") \
-                and layer_config.get("go_backwards"):
-            direction = "reverse"
-        class_name, layer_config = _cell_config(class_name, layer_config)
+    for owner, group in h5.groups_below(h5.root, _CONTAINER_NAMES):
+        vars_group = h5.child(group, "vars")
+        if vars_group is None or not h5.is_group(vars_group) or not len(vars_group):
+            continue
+        datasets = _numbered(h5, vars_group)
+        identity, is_cell = _keras3_identity(owner, paths, bool(config), where)
         leaves = dict(zip(("kernel", "recurrent_kernel", "bias"), datasets))
         rnn = None
-        if owner.endswith("/cell") and len(datasets) in (2, 3):
-            rnn = _rnn(h5, leaves, module, direction, class_name, layer_config, where)
+        if is_cell and len(datasets) in (2, 3):
+            rnn = _rnn(h5, leaves, identity, found.version, where)
         if rnn is not None:
             found.rnns.append(rnn)
         else:
+            class_name = identity.class_name
             named = dict(zip(("kernel", "bias"), datasets)) if class_name == "Dense" else \
                 {("embeddings" if class_name == "Embedding" else str(i)): path
                  for i, path in enumerate(datasets)}
-            found.others += _other_weights(h5, module, class_name, named, where)
+            found.others += _other_weights(h5, identity.module, class_name, named)
     if not config:
         found.notes.append("no config.json: layer types from the weights' paths and shapes")
     first_seen = {rnn.module: index for index, rnn in reversed(list(enumerate(found.rnns)))}
@@ -294,35 +361,50 @@ def _keras3(h5, config: dict | None, flavour: str, where: str) -> Found:
     return found
 
 
-def _vars_groups(h5, where: str):
-    """(owner path, vars group) for every layer's variables, optimizer state excluded."""
-    stack = [(name, obj) for name, obj in hdf5.children(h5, where)
-             if name in _CONTAINER_NAMES and hdf5.is_group(obj)]
-    while stack:
-        path, group = stack.pop(0)
-        for name, obj in hdf5.children(group, where):
-            if not hdf5.is_group(obj):
-                continue
-            if name == "vars":
-                if len(obj):
-                    yield path, obj
-            else:
-                stack.append((f"{path}/{name}", obj))
+def _keras3_identity(owner: str, paths: dict[str, dict], has_config: bool,
+                     where: str) -> tuple[Identity, bool]:
+    """(identity, is a cell) of the variables owned by ``owner`` (a path in the file)."""
+    stacked_name = None
+    if "/cell/cells/" in owner:
+        layer_path, _, stacked_name = owner.rpartition("/cell/cells/")
+    else:
+        layer_path = owner.removesuffix("/cell")
+    is_cell = stacked_name is not None or owner.endswith("/cell")
+    module, half = _keras3_module(layer_path, paths)
+    entry = paths.get(layer_path)
+    if not has_config:
+        class_name = _class_from_path(layer_path)
+        if half is not None:
+            return Identity(module, class_name, None, half), is_cell
+        return Identity(module if stacked_name is None else f"{module}.{stacked_name}",
+                        class_name, None), is_cell
+    if entry is None:
+        raise LoadError(f"{where}: config.json has no layer for the weights at {owner!r}",
+                        "the archive is inconsistent; re-save the model")
+    class_name, config = _unwrap(entry)
+    if half is not None:
+        parent = paths.get(layer_path.rpartition("/")[0])
+        return _bidirectional_half(module, _unwrap(parent)[1], half == "reverse", where), is_cell
+    if stacked_name is not None:
+        return _stacked_cell(module, config, stacked_name, where), is_cell
+    return _plain(module, class_name, config), is_cell
 
 
-def _numbered(group, where: str) -> list[str]:
-    names = [name for name, obj in hdf5.children(group, where) if hdf5.is_dataset(obj)]
+def _numbered(h5: SafeHDF5, group) -> list[str]:
+    names = [name for name, obj in h5.children(group) if h5.is_dataset(obj)]
     return [f"{group.name}/{name}" for name in sorted(names, key=lambda n: (len(n), n))]
 
 
 def _keras3_paths(config: dict) -> dict[str, dict]:
     """Layer path in the weights file -> layer config entry, as Keras' saving_lib names them."""
     out: dict[str, dict] = {}
-
-    def visit(entry: dict, prefix: str) -> None:
-        layers = (entry.get("config") or {}).get("layers")
+    stack: list[tuple[dict, str]] = [(config, "")]
+    while stack:
+        entry, prefix = stack.pop()
+        layers = (entry.get("config") or {}).get("layers") \
+            if isinstance(entry.get("config"), dict) else None
         if not isinstance(layers, list):
-            return
+            continue
         counts: dict[str, int] = {}
         for layer in layers:
             if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
@@ -330,16 +412,13 @@ def _keras3_paths(config: dict) -> dict[str, dict]:
             snake = _snake(layer["class_name"])
             counts[snake] = counts.get(snake, -1) + 1
             path = f"{prefix}layers/{snake}" + (f"_{counts[snake]}" if counts[snake] else "")
-            name = (layer.get("config") or {}).get("name")
-            for key in (path, f"{prefix}_layer_checkpoint_dependencies/{name}"):
+            inner = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+            for key in (path, f"{prefix}_layer_checkpoint_dependencies/{inner.get('name')}"):
                 out[key] = layer
             if layer["class_name"] == "Bidirectional":
-                inner = layer.get("config") or {}
                 out[f"{path}/forward_layer"] = inner.get("layer") or {}
                 out[f"{path}/backward_layer"] = inner.get("backward_layer") or inner.get("layer") or {}
-            visit(layer, f"{path}/")
-
-    visit(config, "")
+            stack.append((layer, f"{path}/"))
     return out
 
 
@@ -350,17 +429,18 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _keras3_module(layer_path: str, paths: dict[str, dict]) -> tuple[str, str]:
+def _keras3_module(layer_path: str, paths: dict[str, dict]) -> tuple[str, str | None]:
+    """(module name, "forward"/"reverse" for a Bidirectional half, else None)."""
     parts = layer_path.split("/")
-    direction = "forward"
+    half = None
     if parts[-1] in ("forward_layer", "backward_layer"):
-        direction = "reverse" if parts[-1] == "backward_layer" else "forward"
+        half = "reverse" if parts[-1] == "backward_layer" else "forward"
         parts = parts[:-1]
     entry = paths.get("/".join(parts))
-    name = (entry or {}).get("config", {}).get("name") if entry else None
-    if not name:
+    name = _unwrap(entry)[1].get("name") if entry else None
+    if not isinstance(name, str) or not name:
         name = ".".join(part for part in parts if part not in _CONTAINER_NAMES)
-    return name, direction
+    return name, half
 
 
 def _class_from_path(layer_path: str) -> str | None:
@@ -371,36 +451,39 @@ def _class_from_path(layer_path: str) -> str | None:
 # --- shared -----------------------------------------------------------------------------------
 
 
-def _rnn(h5, leaves: dict[str, str], module: str, direction: str, class_name: str | None,
-         config: dict, where: str) -> KerasRNN | None:
+def _rnn(h5: SafeHDF5, leaves: dict[str, str], identity: Identity, version: str,
+         where: str) -> KerasRNN | None:
     """The cell, or None when kernel and recurrent kernel are not matrices (ConvLSTM, ...)."""
-    def shape(path: str | None):
-        if path is None:
-            return None
-        dataset = hdf5.node(h5, path, where)
-        if not hdf5.is_dataset(dataset):
-            raise LoadError(f"{where}: {path} is not a dataset", "the file is damaged")
-        return tuple(hdf5.checked(dataset, where).shape), str(dataset.dtype)
-
-    (kernel, dtype), (recurrent, _) = shape(leaves["kernel"]), shape(leaves["recurrent_kernel"])
-    bias = shape(leaves.get("bias"))
-    if len(kernel) != 2 or len(recurrent) != 2:
+    datasets = {leaf: h5.dataset(h5.root, leaves[leaf])
+                for leaf in ("kernel", "recurrent_kernel", "bias") if leaves.get(leaf)}
+    infos = {leaf: h5.shape_and_dtype(dataset) for leaf, dataset in datasets.items()}
+    if len(infos["kernel"][0]) != 2 or len(infos["recurrent_kernel"][0]) != 2:
         return None
-    return KerasRNN(module=module, direction=direction, kernel=leaves["kernel"],
-                    recurrent=leaves["recurrent_kernel"], bias=leaves.get("bias"),
-                    kernel_shape=kernel, recurrent_shape=recurrent,
-                    bias_shape=bias[0] if bias else None, dtype=dtype,
-                    class_name=class_name if class_name in CLASS_KIND else None, config=config)
+    for leaf, dataset in datasets.items():
+        if dataset.dtype.kind != "f":
+            raise LoadError(f"{where}: {leaves[leaf]} of layer {identity.module} holds "
+                            f"{infos[leaf][1]} values, not floating-point weights",
+                            "the file is damaged or not Keras'; re-save the model")
+    class_name = identity.class_name
+    if identity.config is None and class_name not in CLASS_KIND:
+        class_name = None  # no config: the cell type comes from the gate count
+    return KerasRNN(module=identity.module, direction=identity.direction,
+                    kernel=leaves["kernel"], recurrent=leaves["recurrent_kernel"],
+                    bias=leaves.get("bias"), kernel_shape=infos["kernel"][0],
+                    recurrent_shape=infos["recurrent_kernel"][0],
+                    bias_shape=infos["bias"][0] if "bias" in infos else None,
+                    dtype=infos["kernel"][1], class_name=class_name,
+                    config=identity.config or {}, has_config=identity.config is not None,
+                    version=version, reversed_output=identity.reversed_output)
 
 
-def _other_weights(h5, module: str, class_name: str | None, leaves: dict[str, str], where: str):
+def _other_weights(h5: SafeHDF5, module: str, class_name: str | None, leaves: dict[str, str]):
     """(name, path, shape, dtype, transpose) of a non-recurrent layer's weights."""
     out = []
     dense = class_name == "Dense" or (class_name is None and set(leaves) <= {"kernel", "bias"}
                                       and "kernel" in leaves)
     for leaf, path in leaves.items():
-        dataset = hdf5.checked(hdf5.node(h5, path, where), where)
-        shape, dtype = tuple(dataset.shape), str(dataset.dtype)
+        shape, dtype = h5.shape_and_dtype(h5.dataset(h5.root, path))
         if leaf == "embeddings" and len(shape) == 2:
             out.append((f"{module}.weight", path, shape, dtype, False))
         elif dense and leaf == "kernel" and len(shape) == 2:
