@@ -10,18 +10,21 @@ rest PyTorch's default init; plain SGD (``--lr``), batches of 20, sequence lengt
 ``--seeds`` seeds per setting. Settings:
 
 - ``none``: no clipping;
-- ``rnngrad``: clipping at ``rnngrad bptt``'s recommendation, measured once on the initial
+- ``bptt``: clipping at ``rnngrad bptt``'s recommendation, measured once on the initial
   weights with the task's own sequences and loss (``--inputs``, ``--loss mse`` through the
-  head, ``--targets``; the default rule ``auto``);
+  head, ``--targets``; the default rule ``auto``), which knows nothing of the learning rate;
+- ``surface``: clipping at ``rnngrad surface --lr``'s recommendation on the same sequences
+  (the default rule ``curvature``: the smaller of the average norm and ‖g‖/(η·λ_max));
 - ``online``: :class:`rnngrad.train.Clipper` (``autoclip``, warm-up 50 steps);
-- ``10x``: clipping at ten times rnngrad's recommendation (a threshold set too high);
-- ``rnngrad+omega``: rnngrad's threshold plus Pascanu's Ω (weight ``--omega``) on the
+- ``10x``: clipping at ten times the ``surface`` threshold (a threshold set too high);
+- ``surface+omega``: the ``surface`` threshold plus Pascanu's Ω (weight ``--omega``) on the
   recurrence.
 
-A run *diverges* when a training loss is NaN or infinite, or exceeds ``SPIKE`` (6× the 1/6 MSE
-of always predicting 1) after the first 100 steps. Reported per setting and length: the share
-of diverged runs, the final evaluation MSE (1000 held-out sequences; median over the runs that
-did not diverge), the share that solved the task (MSE < 0.04, Pascanu et al.'s criterion), and
+A run *diverges* when a training loss turns NaN or infinite (training stops there). A *spike*
+is a training loss above ``SPIKE`` (6× the 1/6 MSE of always predicting 1) after the first 100
+steps. Reported per setting and length: the share of diverged runs, of runs with spikes, the
+final evaluation MSE (1000 held-out sequences; median over the runs that did not diverge), the
+share that solved the task (MSE < 0.04, Pascanu et al.'s criterion), the median threshold, and
 for the first seed rnngrad's measured profile (log10 ‖∂s_T/∂s_(T−ℓ)‖ at lags 1, T/2, T) before
 and after training. Threads: one (torch and BLAS), so runs are comparable.
 """
@@ -49,7 +52,7 @@ from rnngrad.train import Clipper, GradientMonitor, adding_problem, omega  # noq
 from rnngrad.train.tasks import BASELINE_MSE, SOLVED_MSE  # noqa: E402
 
 SPIKE = 6 * BASELINE_MSE
-SETTINGS = ("none", "rnngrad", "online", "10x", "rnngrad+omega")
+SETTINGS = ("none", "bptt", "surface", "online", "10x", "surface+omega")
 
 
 class AddingRNN(torch.nn.Module):
@@ -74,6 +77,7 @@ class Run:
     seed: int
     diverged: bool = False
     diverged_at: int | None = None
+    spikes: int = 0
     final_mse: float | None = None
     threshold: float | None = None
     clipped: int = 0
@@ -82,16 +86,25 @@ class Run:
     after: dict = field(default_factory=dict)
 
 
-def recommendation(model: AddingRNN, length: int, seed: int) -> tuple[float | None, str, str]:
-    """rnngrad's clip threshold for the initial weights on 32 sequences of the task itself."""
+def recommendation(model: AddingRNN, length: int, seed: int, command: str,
+                   lr: float) -> float | None:
+    """The clip threshold ``rnngrad bptt`` or ``rnngrad surface --lr`` recommends for the
+    initial weights on 32 sequences of the task itself."""
     x, y = adding_problem(32, length, torch.Generator().manual_seed(10_000 + seed))
     with tempfile.TemporaryDirectory() as folder:
         np.save(Path(folder) / "x.npy", x.double().numpy())
         np.save(Path(folder) / "y.npy", y.double().numpy())
-        report = rnngrad.bptt(model, lags=f"1..{length}", inputs=str(Path(folder) / "x.npy"),
-                              loss="mse", targets=str(Path(folder) / "y.npy"))
-    clip = report.clip
-    return clip.max_norm, str(clip.rule), str(clip.regime)
+        data = dict(inputs=str(Path(folder) / "x.npy"), loss="mse",
+                    targets=str(Path(folder) / "y.npy"))
+        if command == "bptt":
+            return rnngrad.bptt(model, lags=f"1..{length}", **data).clip.max_norm
+        report = rnngrad.surface(model, lr=lr, lengths=str(length), sgd_steps=0, points=3,
+                                 **data)
+        return report.clip.max_norm
+
+
+THRESHOLDS = {"bptt": ("bptt", 1), "surface": ("surface", 1), "10x": ("surface", 10),
+              "surface+omega": ("surface", 1)}
 
 
 def profile(model: AddingRNN, length: int) -> dict:
@@ -110,14 +123,14 @@ def train_one(setting: str, length: int, seed: int, args: argparse.Namespace) ->
     run = Run(setting, length, seed)
     run.before = profile(model, length)
     clipper = None
-    if setting != "none":
-        if setting == "online":
-            clipper = Clipper("autoclip", warmup=50)
-        else:
-            threshold, _, _ = recommendation(model, length, seed)
-            if threshold is not None:
-                run.threshold = threshold * (10 if setting == "10x" else 1)
-                clipper = Clipper.fixed(run.threshold)
+    if setting == "online":
+        clipper = Clipper("autoclip", warmup=50)
+    elif setting in THRESHOLDS:
+        command, factor = THRESHOLDS[setting]
+        threshold = recommendation(model, length, seed, command, args.lr)
+        if threshold is not None:
+            run.threshold = threshold * factor
+            clipper = Clipper.fixed(run.threshold)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     data = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -125,17 +138,18 @@ def train_one(setting: str, length: int, seed: int, args: argparse.Namespace) ->
         x, y = adding_problem(args.batch, length, data)
         loss = torch.nn.functional.mse_loss(model(x), y)
         total = loss
-        if setting == "rnngrad+omega":
+        if setting == "surface+omega":
             total = loss + args.omega * omega(
                 model.rnn, x, lambda out: torch.nn.functional.mse_loss(model.fc(out[:, -1]), y))
         optimizer.zero_grad()
         total.backward()
         if clipper is not None:
             clipper.clip_(model.parameters())
-        value = float(loss)
-        if not math.isfinite(value) or (step > 100 and value > SPIKE):
+        value = float(loss.detach())
+        if not math.isfinite(value):
             run.diverged, run.diverged_at = True, step
             break
+        run.spikes += step > 100 and value > SPIKE
         optimizer.step()
     run.seconds = time.perf_counter() - start
     run.clipped = clipper.clipped if clipper is not None else 0
@@ -171,9 +185,9 @@ def monitor_overhead(length: int, args: argparse.Namespace) -> tuple[float, floa
 
 
 def table(runs: list[Run], lengths: tuple[int, ...]) -> str:
-    lines = ["| setting | T | diverged | solved (MSE < 0.04) | final MSE (median) | threshold "
-             "(median) | steps clipped | log10 ‖∂s_T/∂s_(T−ℓ)‖ at ℓ = 1, T/2, T: before → after "
-             "(seed 0) |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| setting | T | diverged | spiked | solved (MSE < 0.04) | final MSE (median) | "
+             "threshold (median) | steps clipped | log10 ‖∂s_T/∂s_(T−ℓ)‖ at ℓ = 1, T/2, T: "
+             "before → after (seed 0) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for setting in SETTINGS:
         for length in lengths:
             group = [r for r in runs if r.setting == setting and r.length == length]
@@ -188,6 +202,7 @@ def table(runs: list[Run], lengths: tuple[int, ...]) -> str:
             after = ", ".join(f"{v:.1f}" for v in first.after.values()) or "diverged"
             lines.append(
                 f"| {setting} | {length} | {sum(r.diverged for r in group)}/{len(group)} | "
+                f"{sum(r.spikes > 0 for r in group)}/{len(group)} | "
                 f"{solved}/{len(group)} | {'—' if mse is None else f'{mse:.4f}'} | "
                 f"{f'{statistics.median(thresholds):.3g}' if thresholds else '—'} | "
                 f"{statistics.median(r.clipped for r in group):.0f} | {shape} → {after} |")
@@ -219,7 +234,7 @@ def main() -> None:
                 runs.append(run)
                 print(f"  {setting:14} T={length:4} seed {seed}: "
                       + (f"diverged at step {run.diverged_at}" if run.diverged else
-                         f"final MSE {run.final_mse:.4f}")
+                         f"final MSE {run.final_mse:.4f}, {run.spikes} spikes")
                       + (f", threshold {run.threshold:.3g}" if run.threshold else "")
                       + f" ({run.seconds:.1f} s)", flush=True)
     plain, watched = monitor_overhead(lengths[-1], args)
