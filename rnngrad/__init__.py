@@ -8,13 +8,15 @@ loads neither torch, NumPy, typer nor rich::
     for item in report.recurrences:
         print(item.recurrence.label, item.verdict, item.bound)
     rnngrad.bptt(model, lags="1..50").recurrences[0].rows[-1].log10_norm
+    rnngrad.lyapunov(model, k=4).recurrences[0].exponents      # nats per step, descending
     rnngrad.check(model, explode_above=1e3).ok     # a path, a state dict or an nn.Module
 
 The package is layered; each subpackage's docstring says what lives there and what it may
 import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundles),
 :mod:`rnngrad.cells` (equations), :mod:`rnngrad.conventions` (understanding a file),
 :mod:`rnngrad.probes` (probe sequences, lags, losses), the analyses
-(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`), the renderers
+(:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`,
+:mod:`rnngrad.lyapunov`), the renderers
 (:mod:`rnngrad.render`, :mod:`rnngrad.plots`), :mod:`rnngrad.gate` (the CI gate) and
 :mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report` and :mod:`rnngrad.errors` are
 shared by all.
@@ -35,9 +37,10 @@ _PUBLIC = {
     "SpectrumOptions": "rnngrad.spectrum.options",
     "WeightBundle": "rnngrad.io.bundle", "load": "rnngrad.conventions.understand",
     "inspect": "rnngrad.inspection",
+    "LyapunovOptions": "rnngrad.lyapunov.options",
 }
 # Analysis packages are callable: rnngrad.spectrum(path) runs rnngrad.spectrum.spectrum.
-_PACKAGES = ("bptt", "spectrum")
+_PACKAGES = ("bptt", "lyapunov", "spectrum")
 
 __getattr__, _dir = lazy_names(__name__, {**_PUBLIC, **{name: f"rnngrad.{name}"
                                                        for name in _PACKAGES}})

@@ -138,7 +138,8 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
-                         "bptt needs the input weights; `rnngrad spectrum` works without them")
+                         "bptt and lyapunov run the model and need its input weights; "
+                         "`rnngrad spectrum` works without them")
     if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
         zero = ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
                          seed=spec.seed, input_scale=0.0)

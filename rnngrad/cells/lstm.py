@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
+from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope, times
 
 
 
@@ -59,6 +59,24 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
     top = torch.cat([dh_dh, dh_dc], dim=-1)
     bottom = torch.cat([dc_dh, dc_dc], dim=-1)
     return torch.cat([top, bottom], dim=-2, out=out)
+
+
+def jacobian_product(w: CellWeights, cache, nonlinearity: str,
+                     vectors: torch.Tensor) -> torch.Tensor:
+    """J_t V for V = [V_h; V_c] (B, P+H, K), the blocks of :func:`jacobian` applied to V:
+
+        c-rows: (∂c'/∂h) V_h + f ⊙ V_c,   h̃-rows: tanh(c') σ'(a_o) ⊙ (W_ho V_h) + o (1 − tanh² c') ⊙ c-rows
+    """
+    c, i, di, f, df, g, o, do, tanh_c = cache
+    hidden = c.shape[-1]
+    v_h, v_c = vectors[:, :-hidden], vectors[:, -hidden:]
+    w_i, w_f, w_g, w_o = times(w.weight_hh, v_h).chunk(4, dim=1)
+    dc = ((c * df).unsqueeze(-1) * w_f + (g * di).unsqueeze(-1) * w_i
+          + (i * (1 - g * g)).unsqueeze(-1) * w_g + f.unsqueeze(-1) * v_c)
+    dh = (tanh_c * do).unsqueeze(-1) * w_o + (o * (1 - tanh_c * tanh_c)).unsqueeze(-1) * dc
+    if w.weight_hr is not None:
+        dh = times(w.weight_hr, dh)
+    return torch.cat([dh, dc], dim=1)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

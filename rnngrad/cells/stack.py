@@ -4,12 +4,17 @@ A *group* is what runs together: a stacked module (its layers, each with its dir
 forward first) or a lone cell module. Layer k's input is the concatenation of layer k−1's
 outputs (forward first); a reverse direction runs over the time-reversed sequence, so its
 steps (and lags) count in its own direction. States start at zero.
+
+:func:`run_stack` keeps every step's cache (``bptt`` sweeps them backwards);
+:func:`stream_stack` hands them out one step at a time and keeps none (``lyapunov`` runs
+thousands of steps forwards).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 
@@ -35,41 +40,99 @@ class Trace:
     caches: list
 
 
-def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor) -> Trace:
-    """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order."""
-    drive = weights.input_drive(inputs)
+# Input drives W_ih x_t + b_ih are computed this many steps at a time: a whole long probe's
+# drive (B, T, G·H) would cost more memory than the analysis itself.
+DRIVE_CHUNK = 256
+
+
+def stream_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
+                      outputs: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, Any]]:
+    """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order,
+    yielding (s_t, cache_t) for t = 1..T without keeping them.
+
+    Each step's output (what the next layer sees) is written into ``outputs`` (B, T, P) when
+    given. Raises :class:`ForwardOverflow` at the first step whose state is not finite.
+    """
     state = inputs.new_zeros(inputs.shape[0], rec.state_size)
-    outputs, caches = [], []
     equations = rec.equations
-    for t in range(inputs.shape[1]):
-        state, cache = equations.step(weights, drive[:, t], state, rec.nonlinearity)
-        if not torch.isfinite(state).all():
-            raise ForwardOverflow(t + 1)
-        outputs.append(equations.output(state, rec.hidden_size))
+    for start in range(0, inputs.shape[1], DRIVE_CHUNK):
+        drive = weights.input_drive(inputs[:, start:start + DRIVE_CHUNK])
+        for offset in range(drive.shape[1]):
+            state, cache = equations.step(weights, drive[:, offset], state, rec.nonlinearity)
+            if not torch.isfinite(state).all():
+                raise ForwardOverflow(start + offset + 1)
+            if outputs is not None:
+                outputs[:, start + offset] = equations.output(state, rec.hidden_size)
+            yield state, cache
+
+
+def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor) -> Trace:
+    """Run one layer and direction over ``inputs`` (B, T, I), keeping every step's cache."""
+    outputs = inputs.new_empty(*inputs.shape[:2], rec.output_size)
+    caches, state = [], inputs.new_zeros(inputs.shape[0], rec.state_size)
+    for state, cache in stream_recurrence(rec, weights, inputs, outputs):
         caches.append(cache)
-    return Trace(outputs=torch.stack(outputs, dim=1), final_state=state, caches=caches)
+    return Trace(outputs=outputs, final_state=state, caches=caches)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One recurrence of a stack as it runs: the ``inputs`` it sees (B, T, I) in its own time
+    order, the buffer its ``outputs`` (B, T, P) are written to (None when nobody needs them)
+    and its ``steps``, the iterator of :func:`stream_recurrence`."""
+
+    recurrence: Recurrence
+    inputs: torch.Tensor
+    outputs: torch.Tensor | None
+    steps: Iterator[tuple[torch.Tensor, Any]]
+
+
+def stream_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor, *,
+                 top_outputs: bool = True) -> Iterator[Run]:
+    """Run a stacked, possibly bidirectional module exactly as PyTorch does, one recurrence
+    at a time, streaming its steps: no cache is kept, only the output sequences the layer
+    above reads (and the top layer's when ``top_outputs``).
+
+    ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
+    concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
+    time-reversed sequence. Each :class:`Run` is finished before the next one starts (steps
+    its consumer left are run then).
+    """
+    current = inputs
+    for depth, directions in enumerate(layers):
+        keep = top_outputs or depth < len(layers) - 1
+        outs = []
+        for rec, weights in directions:
+            seen = current.flip(1) if rec.direction == "reverse" else current
+            buffer = seen.new_empty(*seen.shape[:2], rec.output_size) if keep else None
+            run = Run(recurrence=rec, inputs=seen, outputs=buffer,
+                      steps=stream_recurrence(rec, weights, seen, buffer))
+            yield run
+            deque(run.steps, maxlen=0)
+            if buffer is not None:
+                outs.append(buffer.flip(1) if rec.direction == "reverse" else buffer)
+        if keep:
+            current = torch.cat(outs, dim=-1)
 
 
 def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
               inputs: torch.Tensor) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
-    """Run a stacked, possibly bidirectional module exactly as PyTorch does.
+    """Run a stacked, possibly bidirectional module exactly as PyTorch does, keeping caches.
 
-    ``layers[k]`` holds the directions of layer k, forward first. Layer k's input is the
-    concatenation of layer k−1's outputs (forward first); a reverse direction runs over the
-    time-reversed sequence. Returns each recurrence's trace with the inputs it saw (in its own
-    time order) and the module's output sequence (B, T, D·P).
+    ``layers[k]`` holds the directions of layer k, forward first (see :func:`stream_stack`).
+    Returns each recurrence's trace with the inputs it saw (in its own time order) and the
+    module's output sequence (B, T, D·P).
     """
     traces: dict[Recurrence, tuple[Trace, torch.Tensor]] = {}
-    current = inputs
-    for directions in layers:
-        outs = []
-        for rec, weights in directions:
-            seen = current.flip(1) if rec.direction == "reverse" else current
-            trace = run_recurrence(rec, weights, seen)
-            traces[rec] = (trace, seen)
-            outs.append(trace.outputs.flip(1) if rec.direction == "reverse" else trace.outputs)
-        current = torch.cat(outs, dim=-1)
-    return traces, current
+    for run in stream_stack(layers, inputs):
+        rec = run.recurrence
+        caches, state = [], run.inputs.new_zeros(run.inputs.shape[0], rec.state_size)
+        for state, cache in run.steps:
+            caches.append(cache)
+        traces[rec] = (Trace(outputs=run.outputs, final_state=state, caches=caches), run.inputs)
+    top = [(traces[rec][0].outputs, rec.direction) for rec, _ in layers[-1]]
+    return traces, torch.cat([out.flip(1) if direction == "reverse" else out
+                              for out, direction in top], dim=-1)
 
 
 @dataclass(frozen=True)
