@@ -193,11 +193,14 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
     directions = exploding_directions(profile, reference, name)
     verdict, reason = profile_verdict(rows, vanish_below=options.vanish_below,
                                       explode_above=options.explode_above)
+    omega = finite_or_none(float(np.mean(profile.omega)))
     return RecurrenceProfile(recurrence=rec.identity(), state=state_name, state_size=size,
                              rows=rows, directions=directions,
                              share_beyond_10=float(np.mean(shares[10])),
                              share_beyond_100=float(np.mean(shares[100])),
-                             verdict=verdict, reason=reason, bound=_bound(rec, reference))
+                             verdict=verdict, reason=reason, bound=_bound(rec, reference),
+                             omega=omega,
+                             omega_per_step=None if omega is None else omega / lags[-1])
 
 
 def _bound(rec: Recurrence, weight_hh: np.ndarray) -> float | None:

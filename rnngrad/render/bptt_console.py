@@ -88,9 +88,19 @@ def _details(item: RecurrenceProfile) -> Group:
     if item.share_beyond_10 is not None:
         extra.append(f"  W_hh gradient from lags > 10: {item.share_beyond_10:.1%}, > 100: "
                      f"{item.share_beyond_100:.1%}\n")
+    extra.append(omega_line(item))
     if item.directions is not None:
         extra.append(_directions(item.directions))
     return Group(head, table, extra)
+
+
+def omega_line(item: RecurrenceProfile) -> str:
+    """Pascanu's Ω in one line (Pascanu et al. 2013, Sec. 3.3, eq. 9)."""
+    window = f"lags 1..{item.rows[-1].lag}"
+    if item.omega is None:
+        return f"  Pascanu's Ω ({window}): not defined, ∂E/∂s became exactly zero\n"
+    return (f"  Pascanu's Ω ({window}): {fmt(item.omega)}, per step "
+            f"{fmt(item.omega_per_step)} (0: ‖∂E/∂s‖ kept each step)\n")
 
 
 def _sample(rows: tuple, count: int = MAX_ROWS) -> list:

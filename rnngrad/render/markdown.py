@@ -111,9 +111,12 @@ def _bptt(report: Any) -> str:
                          "−∞" if row.log10_norm is None else f"{row.log10_norm:.3f}",
                          fmt(row.rate), str(row.flag or "")])
     out += table(["recurrence", "lag", "norm", "log10", "per step", "flag"], rows)
-    out += "\n" + table(["recurrence", "state", "verdict", "why"],
-                        [[md(item.recurrence.label), item.state, f"**{item.verdict}**",
-                          md(item.reason)] for item in report.recurrences])
+    out += "\n" + table(["recurrence", "state", "Ω", "Ω per step", "verdict", "why"],
+                        [[md(item.recurrence.label), item.state, fmt(item.omega),
+                          fmt(item.omega_per_step), f"**{item.verdict}**", md(item.reason)]
+                         for item in report.recurrences])
+    out += ("\nΩ: Pascanu's regulariser `Σ_k (‖δ_(k+1) ∂s_(k+1)/∂s_k‖/‖δ_(k+1)‖ − 1)²` on the "
+            "probe loss, over the analysed lags (Pascanu et al. 2013, eq. 9).\n")
     if report.clip is not None:
         out += f"\nClip: {code(report.clip.line)} ({md(report.clip.rule_text)}).\n"
     return out + _notes(report.notes)
