@@ -141,6 +141,10 @@ DOCUMENTED = [
     "from rnngrad.plots import save_plot, spectrum_figure, bptt_figure, check_figure",
     "import rnngrad; rnngrad.inspect; rnngrad.load; rnngrad.RnngradError; rnngrad.CheckReport",
     "import rnngrad.bptt.analysis, rnngrad; assert callable(rnngrad.bptt)",
+    "import rnngrad; assert callable(rnngrad.lyapunov) and rnngrad.lyapunov.LyapunovOptions",
+    "from rnngrad.lyapunov import LyapunovOptions, lyapunov; assert callable(lyapunov)",
+    "import rnngrad; assert rnngrad.LyapunovOptions is rnngrad.lyapunov.LyapunovOptions",
+    "from rnngrad.plots import lyapunov_figure, plot_lyapunov",
 ]
 
 
@@ -171,6 +175,7 @@ def test_import_rnngrad_is_cheap():
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["bptt", "--help"],
                                   ["spectrum", "--help"], ["check", "--help"],
+                                  ["lyapunov", "--help"], ["lyapunov", "x.pt", "--k", "zero"],
                                   ["inspect", "--help"], ["bptt", "x.pt", "--batch", "zero"]])
 def test_cli_start_up_never_imports_torch(argv):
     imported = _imported_after(f"from rnngrad.cli import main; main({argv!r})")

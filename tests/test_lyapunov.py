@@ -89,12 +89,15 @@ def matrix_with_moduli(moduli_pairs, moduli_real, seed=0) -> np.ndarray:
     return basis @ core @ np.linalg.inv(basis)
 
 
-def elman(weight_hh: np.ndarray, inputs: int = 3, nonlinearity: str = "tanh") -> dict:
-    """An nn.RNN state dict with W_hh = ``weight_hh`` and zero input weights and biases."""
+def elman(weight_hh: np.ndarray, inputs: int = 3, nonlinearity: str = "tanh",
+          input_weight: float = 0.0) -> dict:
+    """An nn.RNN state dict with W_hh = ``weight_hh``, every input weight ``input_weight``
+    (zero: the input does nothing) and zero biases."""
     size = weight_hh.shape[0]
     zeros = torch.zeros(size, dtype=torch.float64)
+    w_ih = torch.full((size, inputs), input_weight, dtype=torch.float64)
     return from_state_dict({"rnn.weight_hh_l0": torch.tensor(weight_hh),
-                            "rnn.weight_ih_l0": torch.zeros(size, inputs, dtype=torch.float64),
+                            "rnn.weight_ih_l0": w_ih,
                             "rnn.bias_ih_l0": zeros, "rnn.bias_hh_l0": zeros},
                            metadata={"rnn.nonlinearity": nonlinearity})
 
@@ -259,3 +262,134 @@ def test_leaky_rate_cell_against_brute_force(tmp_path):
         totals.append(np.mean(logs[BURN_IN:], axis=0))
     expected = np.sort(np.mean(totals, axis=0))[::-1]
     assert report.recurrences[0].exponents == pytest.approx(expected, abs=1e-9)
+
+
+# --- random tanh networks: the discrete-time mean-field λ_1 ------------------------------------
+
+
+def random_tanh_network(size: int, gain: float, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """x_(t+1) = tanh(g W x_t + w u_t), W_ij ~ N(0, 1/N); u only kicks the state at t = 1."""
+    rng = np.random.default_rng(seed)
+    w = gain * rng.standard_normal((size, size)) / math.sqrt(size)
+    zeros = torch.zeros(size, dtype=torch.float64)
+    source = from_state_dict({"rnn.weight_hh_l0": torch.tensor(w),
+                              "rnn.weight_ih_l0": torch.tensor(rng.standard_normal((size, 2))),
+                              "rnn.bias_ih_l0": zeros, "rnn.bias_hh_l0": zeros})
+    return source, w
+
+
+def kicked_probe(tmp_path, batch: int, length: int) -> str:
+    x = np.zeros((batch, length, 2))
+    x[:, 0] = np.random.default_rng(1).standard_normal((batch, 2))
+    np.save(tmp_path / "kick.npy", x)
+    return str(tmp_path / "kick.npy")
+
+
+@pytest.mark.parametrize("gain", [2.0, 3.0])
+def test_random_tanh_network_matches_the_mean_field_lambda_1(gain, tmp_path):
+    """N = 500; at g = 1.5 the finite-size spread is larger: benchmarks/bench_lyapunov.py
+    shows that case at N = 2000, averaged over networks."""
+    from oracle import mean_field_lambda_1
+
+    source, _ = random_tanh_network(500, gain)
+    report = lyapunov(source, k=1, inputs=kicked_probe(tmp_path, 2, 6000), burn_in=1000)
+    assert report.recurrences[0].exponents[0] == pytest.approx(mean_field_lambda_1(gain)[1],
+                                                               abs=0.01)
+
+
+@pytest.mark.parametrize("gain", [0.5, 0.9])
+def test_random_tanh_network_below_the_transition_is_ln_g_rho(gain):
+    """No input: the state stays at 0, where J = gW: λ_1 = ln(g ρ(W))."""
+    source, w = random_tanh_network(500, gain)
+    report = lyapunov(source, k=1, steps=5000, burn_in=1000, batch=2, input_scale=0.0)
+    rho = float(np.max(np.abs(np.linalg.eigvals(w))))
+    assert report.recurrences[0].exponents[0] == pytest.approx(math.log(rho), abs=1e-3)
+
+
+# --- meaning and verdict -----------------------------------------------------------------------
+
+
+def test_time_scales_and_half_lives_in_steps():
+    assert half_life(-math.log(2) / 10) == pytest.approx(10.0, rel=1e-12)
+    assert doubling_time(math.log(2) / 4) == pytest.approx(4.0, rel=1e-12)
+    assert half_life(0.1) is None and doubling_time(-0.1) is None
+    assert time_scales([0.2, -0.5, -math.inf]) == (None, pytest.approx(2.0), 0.0)
+
+
+def test_kaplan_yorke_dimension_closed_forms():
+    # Hénon-like pair: D = 1 + λ_1/|λ_2|
+    assert kaplan_yorke([0.42, -1.62])[0] == pytest.approx(1 + 0.42 / 1.62, rel=1e-12)
+    assert kaplan_yorke([0.3, 0.1, -0.2, -0.8])[0] == pytest.approx(3 + 0.2 / 0.8, rel=1e-12)
+    assert kaplan_yorke([-0.1, -0.2])[0] == 0.0
+    value, reason = kaplan_yorke([0.3, 0.1])
+    assert value is None and "at least 2" in reason
+
+
+def test_entropy_rate_sums_the_positive_exponents():
+    assert entropy_rate([0.3, 0.1, 0.005, -0.2], edge=0.01) == (pytest.approx(0.4), False)
+    assert entropy_rate([0.3, 0.1], edge=0.01) == (pytest.approx(0.4), True)
+
+
+@pytest.mark.parametrize("lambda_1,verdict", [(0.02, "chaotic"), (0.01, "edge-of-chaos"),
+                                              (-0.0099, "edge-of-chaos"), (-0.02, "stable"),
+                                              (-math.inf, "stable")])
+def test_verdict_thresholds(lambda_1, verdict):
+    assert lyapunov_verdict(lambda_1, 0.001, 0.01)[0] == verdict
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def test_report_round_trips_through_strict_json():
+    w = matrix_with_moduli([1.2], [0.9, 0.5], seed=9)
+    report = lyapunov(elman(w), k=4, steps=300, burn_in=50, batch=2, input_scale=0.0,
+                      bptt_lags="1..20")
+    text = json.dumps(report.to_dict(), allow_nan=False)
+    data = json.loads(text)
+    assert data["command"] == "lyapunov" and data["schema_version"] == 1
+    item = data["recurrences"][0]
+    assert item["exponents"] == pytest.approx(sorted(item["exponents"], reverse=True), abs=0)
+    assert len(item["exponents_stderr"]) == 4 and item["weight_hh"] == "rnn.weight_hh_l0"
+    assert LyapunovReport.from_dict(data) == report
+
+
+def test_annihilated_directions_are_null_with_a_reason():
+    """ReLU at rest: every unit dead, every step Jacobian zero: all exponents −∞."""
+    report = lyapunov(elman(np.eye(5), nonlinearity="relu"), k=3, steps=100, burn_in=10,
+                      batch=2, input_scale=0.0)
+    data = report.to_dict()["recurrences"][0]
+    assert data["exponents"] == [None, None, None]
+    assert "−∞" in data["exponents_reason"] and data["verdict"] == "stable"
+    assert LyapunovReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_overflowing_states_are_unbounded():
+    report = lyapunov(elman(3.0 * np.eye(4), nonlinearity="relu", input_weight=1.0), k=2,
+                      steps=2000, burn_in=10, batch=2)
+    (item,) = report.recurrences
+    assert item.verdict == LyapunovVerdict.UNBOUNDED and item.overflow_step is not None
+    assert item.exponents == () and "overflowed" in item.reason
+    assert LyapunovReport.from_dict(report.to_dict()) == report
+
+
+def test_k_is_capped_at_the_state_size():
+    report = lyapunov(elman(0.5 * np.eye(3)), k=10, steps=50, burn_in=5, batch=1)
+    assert len(report.recurrences[0].exponents) == 3
+    assert report.recurrences[0].exponents_probe_sd == (None, None, None)  # one probe
+
+
+def test_file_probe_shorter_than_the_burn_in_is_refused(tmp_path):
+    from rnngrad.errors import ProbeError
+
+    np.save(tmp_path / "short.npy", np.zeros((1, 30, 3)))
+    with pytest.raises(ProbeError, match="--burn-in 1000 leaves none"):
+        lyapunov(elman(0.5 * np.eye(3)), inputs=str(tmp_path / "short.npy"))
+
+
+@pytest.mark.parametrize("setting", [dict(k=0), dict(edge=-0.1), dict(edge=math.nan),
+                                     dict(blocks=1), dict(dtype="float16"), dict(k=True)])
+def test_bad_options_are_option_errors(setting):
+    from rnngrad.errors import OptionError
+
+    with pytest.raises(OptionError):
+        LyapunovOptions(**setting)

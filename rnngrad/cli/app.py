@@ -36,9 +36,9 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 
 def _register() -> None:
-    from rnngrad.cli import bptt, check, inspect, spectrum
+    from rnngrad.cli import bptt, check, inspect, lyapunov, spectrum
 
-    for module in (inspect, spectrum, bptt, check):
+    for module in (inspect, spectrum, bptt, lyapunov, check):
         app.command(name=module.NAME)(module.command)
 
 

@@ -30,17 +30,18 @@ def bptt_view(report: BpttReport) -> Group:
     return Group(*parts)
 
 
-def probe_line(probe: ProbeEcho | None) -> str:
-    """The probe really used, in one line."""
+def probe_line(probe: ProbeEcho | None, tail: str = "anchor T = last step") -> str:
+    """The probe really used, in one line; ``tail`` says what the analysis does with it."""
     if probe is None:
         return "probe: none (nothing was run)"
     shape = "×".join(str(d) for d in probe.shape)
-    if probe.kind == "file":
-        return f"probe: {plain(probe.path)} ({shape}), zero initial state"
+    if probe.kind == "file":  # bptt runs a file whole; lyapunov cuts a burn-in off it
+        burn_in = f", burn-in {probe.burn_in} steps; {tail}" if probe.burn_in else ""
+        return f"probe: {plain(probe.path)} ({shape}), zero initial state{burn_in}"
     source = f"token ids from {plain(probe.path)}" if probe.path else f"{probe.kind} inputs"
     scale = f", scale {probe.input_scale:g}" if probe.input_scale is not None else ""
     return (f"probe: {source} {shape} (B×T×I), seed {probe.seed}{scale}, burn-in "
-            f"{probe.burn_in} steps, zero initial state; anchor T = last step")
+            f"{probe.burn_in} steps, zero initial state; {tail}")
 
 
 def _summary(report: BpttReport) -> Table:

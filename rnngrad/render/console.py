@@ -23,6 +23,7 @@ VIEWS = {
     "inspect": ("rnngrad.render.console", "inspect_view"),
     "spectrum": ("rnngrad.render.console", "spectrum_view"),
     "bptt": ("rnngrad.render.bptt_console", "bptt_view"),
+    "lyapunov": ("rnngrad.render.lyapunov_console", "lyapunov_view"),
     "check": ("rnngrad.render.check_console", "check_view"),
 }
 FILE_WIDTH = 100
