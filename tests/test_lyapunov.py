@@ -180,27 +180,33 @@ BRUTE = {
 BURN_IN, WINDOW, BLOCKS, K = 15, 45, 5, 4
 
 
+def qr_logs(step, inputs: torch.Tensor, size: int, frame: np.ndarray) -> np.ndarray:
+    """ln|R_ii| (T, K) of the QR algorithm from s_0 = 0 over inputs (T, I): every Jacobian of
+    ``step(x_t, s) -> s'`` by jacrev, numpy's QR."""
+    state, q, logs = torch.zeros(size, dtype=torch.float64), frame.copy(), []
+    for x in inputs:
+        jac = jacrev(lambda s: step(x, s))(state).detach().numpy()
+        state = step(x, state).detach()
+        q, r = np.linalg.qr(jac @ q)
+        with np.errstate(divide="ignore"):  # dead ReLUs: an exactly zero R_ii is −∞
+            logs.append(np.log(np.abs(np.diag(r))))
+    return np.array(logs)
+
+
+def window_stats(logs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-probe (B, K) means over the window after the burn-in, and block means (B, N, K)."""
+    windows = np.array([probe[BURN_IN:] for probe in logs])
+    return windows.mean(axis=1), windows.reshape(len(logs), BLOCKS, -1, K).mean(axis=2)
+
+
 def brute_force(module, x: np.ndarray, layer: int, reverse: bool, frame: np.ndarray):
     """Per-probe (B, K) time averages of ln|R_ii| and block means (B, N, K), unsorted."""
     one = single_layer(module, layer, reverse)
     seq = layer_inputs(module, torch.from_numpy(x), layer).detach()
     if reverse:
         seq = seq.flip(1)
-    totals, blocks = [], []
-    for b in range(x.shape[0]):
-        state = torch.zeros(state_size(one), dtype=torch.float64)
-        q, logs = frame.copy(), []
-        for t in range(seq.shape[1]):
-            step = seq[b:b + 1, t:t + 1]
-            jac = jacrev(lambda s: run_from(one, step, s))(state).detach().numpy()
-            state = run_from(one, step, state).detach()
-            q, r = np.linalg.qr(jac @ q)
-            with np.errstate(divide="ignore"):  # dead ReLUs: an exactly zero R_ii is −∞
-                logs.append(np.log(np.abs(np.diag(r))))
-        window = np.array(logs[BURN_IN:])
-        totals.append(window.mean(axis=0))
-        blocks.append(window.reshape(BLOCKS, -1, window.shape[1]).mean(axis=1))
-    return np.array(totals), np.array(blocks)
+    return window_stats([qr_logs(lambda u, s: run_from(one, u.view(1, 1, -1), s), probe,
+                                 state_size(one), frame) for probe in seq])
 
 
 @pytest.mark.parametrize("name", sorted(BRUTE))
@@ -251,17 +257,29 @@ def test_leaky_rate_cell_against_brute_force(tmp_path):
                       inputs=str(tmp_path / "x.npy"), burn_in=BURN_IN, blocks=BLOCKS)
     step = ref.rate_cell(w, w_in, b, alpha=0.4, phi="tanh")
     frame = initial_basis(6, K, 0).numpy()
-    totals = []
-    for seq in x:
-        state, q, logs = torch.zeros(6, dtype=torch.float64), frame.copy(), []
-        for u in torch.from_numpy(seq):
-            jac = jacrev(lambda s: step(u, s))(state).numpy()
-            state = step(u, state)
-            q, r = np.linalg.qr(jac @ q)
-            logs.append(np.log(np.abs(np.diag(r))))
-        totals.append(np.mean(logs[BURN_IN:], axis=0))
-    expected = np.sort(np.mean(totals, axis=0))[::-1]
+    totals, _ = window_stats([qr_logs(step, torch.from_numpy(seq), 6, frame) for seq in x])
+    expected = np.sort(totals.mean(axis=0))[::-1]
     assert report.recurrences[0].exponents == pytest.approx(expected, abs=1e-9)
+
+
+def test_keras_gru_with_the_reset_gate_before_against_brute_force(tmp_path):
+    """Keras GRU(reset_after=False), read from an HDF5 file, against Keras' own equations."""
+    pytest.importorskip("h5py")
+    from test_keras import H, arrays, rnn_weights, write_keras2
+
+    weights = arrays(3, (3 * H,), seed=3)
+    weights = (weights[0], 3.0 * weights[1], weights[2])  # livelier dynamics
+    path = write_keras2(tmp_path / "gru.h5", [("gru", rnn_weights("gru", *weights))])
+    x = np.random.default_rng(9).standard_normal((2, BURN_IN + WINDOW, weights[0].shape[0]))
+    np.save(tmp_path / "x.npy", x)
+    report = lyapunov(str(path), k=K, inputs=str(tmp_path / "x.npy"), burn_in=BURN_IN,
+                      blocks=BLOCKS)
+    (item,) = report.recurrences
+    assert item.recurrence.cell == "gru_reset_before"
+    step = ref.keras_gru(*weights, reset_after=False)
+    frame = initial_basis(H, K, 0).numpy()
+    totals, _ = window_stats([qr_logs(step, torch.from_numpy(seq), H, frame) for seq in x])
+    assert item.exponents == pytest.approx(np.sort(totals.mean(axis=0))[::-1], abs=1e-9)
 
 
 # --- random tanh networks: the discrete-time mean-field λ_1 ------------------------------------

@@ -23,14 +23,18 @@ than ``norm-drop``× (default 10), or the largest per-lag norm up by more than `
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from rnngrad.bptt.options import BpttOptions
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import LYAPUNOV_THRESHOLDS, CheckConfig, config_from_values
 from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelFigures, Threshold,
                                   ThresholdLimit)
 from rnngrad.lyapunov.verdict import LyapunovVerdict
 from rnngrad.report import finite_or_none, log10_value, power10
+
+if TYPE_CHECKING:
+    from rnngrad.lyapunov.report import RecurrenceExponents
 
 Progress = Callable[[int, int, str], None]
 
@@ -76,8 +80,8 @@ def measure(source: Any, config: CheckConfig,
     return ModelFigures(model=spec_report.model, recurrences=tuple(figures))
 
 
-def _largest_exponents(bundle: Any, options: Any,
-                       on_progress: Progress | None) -> dict[str, Any]:
+def _largest_exponents(bundle: Any, options: BpttOptions,
+                       on_progress: Progress | None) -> dict[str, RecurrenceExponents]:
     """λ_1 of every recurrence by weight_hh: lyapunov's own probe lengths, the check's seed,
     input scale and probe file (a probe of a hundred steps says nothing of a limit)."""
     from dataclasses import replace
@@ -179,7 +183,7 @@ def _max_lyapunov(model: str, rec: Figures, limit: float) -> CheckResult:
                   f"is above {limit:g}: perturbations and the gradients of long sequences grow "
                   "faster than allowed, whatever the clipping (see `rnngrad lyapunov`)"))
     return CheckResult(model=model, recurrence=rec.label, threshold=Threshold.MAX_LYAPUNOV,
-                       value=finite_or_none(value) if value is not None else None, limit=limit,
+                       value=None if value is None else finite_or_none(value), limit=limit,
                        passed=passed, message=message)
 
 
@@ -191,7 +195,7 @@ def _min_lyapunov(model: str, rec: Figures, limit: float) -> CheckResult:
                   f"is below {limit:g}: gradients from far back vanish faster than allowed; "
                   "the memory is too short (see `rnngrad lyapunov`)"))
     return CheckResult(model=model, recurrence=rec.label, threshold=Threshold.MIN_LYAPUNOV,
-                       value=finite_or_none(value) if value is not None else None, limit=limit,
+                       value=None if value is None else finite_or_none(value), limit=limit,
                        passed=passed, message=message)
 
 

@@ -3,8 +3,9 @@
 Left: the running estimates (1/n) Σ_(t ≤ n) ln|R_ii| of the top exponents (mean over the
 probes) against the averaged steps n, on a log axis: flat on the right means converged. The
 band ±ε is the edge of chaos of the verdict. Right: the exponents λ_i against i with their
-standard errors, the same band, and λ = 0 (a perturbation, or a gradient, neither growing nor
-shrinking). Exponents of −∞ sit on the lower edge, marked −∞.
+standard errors, the same band, λ = 0 (a perturbation, or a gradient, neither growing nor
+shrinking) and, for chaotic recurrences, the Kaplan–Yorke dimension. Exponents of −∞ are
+marked below the others.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def _spectrum(ax: Any, item: RecurrenceExponents) -> None:
         bottom = np.nanmin(values) - 0.1 if (~dead).any() else -1.0
         ax.scatter(index[dead], np.full(dead.sum(), bottom), marker="v", color=EXPLODE,
                    label="λ_i = −∞ (direction annihilated)")
+    if item.kaplan_yorke is not None:
+        ax.axvline(item.kaplan_yorke, color=OKABE_ITO["green"], lw=1.2, ls="--",
+                   label="Kaplan–Yorke dimension (partial sums of λ_i reach 0)")
     ax.set_xlabel("i (largest first)")
     ax.set_ylabel("λ_i (nats per step)")
     ax.set_title("exponents" + (f"; λ_1 = {item.exponents[0]:+.4g}, ×{item.factor:.4g} per step"
