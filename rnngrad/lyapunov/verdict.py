@@ -43,9 +43,9 @@ def lyapunov_verdict(lambda_1: float, stderr: float | None,
             "clipping: shorten the BPTT window or regularise λ_1 towards 0")
     if lambda_1 >= -edge:
         return LyapunovVerdict.EDGE, (
-            f"|λ_1| = |{shown}| per step ≤ ε = {edge:g}: perturbations and gradients change by "
-            f"only ×{factor(lambda_1):.4g} per step along the leading direction: long memory, "
-            "the edge of chaos")
+            f"λ_1 = {shown} per step, within ±ε = ±{edge:g}: along the leading direction "
+            f"perturbations and gradients change by only ×{factor(lambda_1):.4g} per step"
+            f"{_pace(lambda_1)}: long memory, the edge of chaos")
     if math.isinf(lambda_1):
         return LyapunovVerdict.STABLE, (
             "λ_1 = −∞: the step Jacobians annihilate every direction (dead units); the "
@@ -62,6 +62,15 @@ def overflow_reason(step: int, where: str) -> str:
     return (f"the forward pass of {where} overflowed float at step {step}: the states grow "
             "without bound, so no exponent is defined; lower --input-scale or use fewer "
             "--steps to see the dynamics before that")
+
+
+def _pace(lambda_1: float) -> str:
+    """' (halving every 505 steps)', or doubling, or '' for exactly 0."""
+    if lambda_1 < 0:
+        return f" (halving every {half_life(lambda_1):.3g} steps)"
+    if lambda_1 > 0:
+        return f" (doubling every {doubling_time(lambda_1):.3g} steps)"
+    return ""
 
 
 def _exponent_text(value: float, stderr: float | None) -> str:
