@@ -80,7 +80,7 @@ GAIN = 1.5
 TOLERANCE = 1e-9
 
 
-# --- the model and the probe -------------------------------------------------------------------
+# --- the model and the probe ---------------------------------------------------------------------
 
 
 def make_model(size: int, seed: int) -> nn.RNN:
@@ -123,7 +123,7 @@ def sorted_mean(per_probe: np.ndarray) -> np.ndarray:
     return -np.sort(-per_probe.mean(axis=0))
 
 
-# --- (b) the research way --------------------------------------------------------------------------
+# --- (b) the research way ------------------------------------------------------------------------
 
 
 def research_way(rnn: nn.RNN, inputs: np.ndarray, k: int, burn_in: int, *, probes: int,
@@ -155,7 +155,7 @@ def research_way(rnn: nn.RNN, inputs: np.ndarray, k: int, burn_in: int, *, probe
     return np.array(out), count
 
 
-# --- (c) the bare cost -------------------------------------------------------------------------------
+# --- (c) the bare cost ---------------------------------------------------------------------------
 
 
 def bare(size: int, k: int, steps: int, seed: int, *, shared: bool) -> float:
@@ -176,7 +176,7 @@ def bare(size: int, k: int, steps: int, seed: int, *, shared: bool) -> float:
     return time.perf_counter() - start
 
 
-# --- the speed table -------------------------------------------------------------------------------
+# --- the speed table -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -251,7 +251,7 @@ def _agreement(name: str, a: np.ndarray, b: np.ndarray) -> str:
     return f"{name}: max |Δλ| = {error:.2g}"
 
 
-# --- mean field ----------------------------------------------------------------------------------------
+# --- mean field ----------------------------------------------------------------------------------
 
 
 def tanh_network(size: int, gain: float, seed: int) -> tuple[dict, np.ndarray]:
@@ -301,7 +301,7 @@ def mean_field_rows(args: argparse.Namespace, folder: Path) -> list[list[str]]:
     return rows
 
 
-# --- report ----------------------------------------------------------------------------------------------
+# --- report --------------------------------------------------------------------------------------
 
 
 def markdown(speed: list[SpeedRow], field_rows: list[list[str]], args) -> str:
@@ -323,7 +323,8 @@ def markdown(speed: list[SpeedRow], field_rows: list[list[str]], args) -> str:
         mark = "~" if row.research_extrapolated else ""
         lines.append(f"| {row.size} | {row.k} | {row.whole:.3g} | {row.hot:.3g} | "
                      f"{mark}{row.research:.4g} | {row.bare:.3g} | {row.bare_distinct:.3g} | "
-                     f"{mark}{row.research / row.whole:.0f}× | {mark}{row.research / row.hot:.0f}× | "
+                     f"{mark}{row.research / row.whole:.0f}× | "
+                     f"{mark}{row.research / row.hot:.0f}× | "
                      f"{row.whole / row.bare:.2f}× | {row.hot / row.bare:.2f}× | "
                      f"{row.lambda_1:+.4f} |")
     lines += ["", "whole/bare and hot/bare are against the shared bare cost. ~ extrapolated.", "",

@@ -45,7 +45,8 @@ def test_jacobian_product_is_the_jacobian_times_the_vectors(name, proj, nonlinea
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
     weights = CellWeights(weight_hh=rand(gates * hidden, proj or hidden),
-                          bias_hh=rand(gates * hidden), weight_hr=rand(proj, hidden) if proj else None)
+                          bias_hh=rand(gates * hidden),
+                          weight_hr=rand(proj, hidden) if proj else None)
     size = SPECS[name].state_size(hidden, proj)
     _, cache = cell.step(weights, rand(batch, gates * hidden), rand(batch, size), nonlinearity)
     vectors = rand(batch, size, count)

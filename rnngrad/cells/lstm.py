@@ -65,7 +65,9 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
                      vectors: torch.Tensor) -> torch.Tensor:
     """J_t V for V = [V_h; V_c] (B, P+H, K), the blocks of :func:`jacobian` applied to V:
 
-        c-rows: (∂c'/∂h) V_h + f ⊙ V_c,   h̃-rows: tanh(c') σ'(a_o) ⊙ (W_ho V_h) + o (1 − tanh² c') ⊙ c-rows
+        c-rows:  (∂c'/∂h) V_h + f ⊙ V_c
+        h̃-rows: tanh(c') σ'(a_o) ⊙ (W_ho V_h) + o (1 − tanh² c') ⊙ (c-rows)
+        h-rows:  W_hr (h̃-rows) with projection, else the h̃-rows
     """
     c, i, di, f, df, g, o, do, tanh_c = cache
     hidden = c.shape[-1]

@@ -115,8 +115,8 @@ def stream_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: tor
             current = torch.cat(outs, dim=-1)
 
 
-def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]],
-              inputs: torch.Tensor) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
+def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor
+              ) -> tuple[dict[Recurrence, tuple[Trace, torch.Tensor]], torch.Tensor]:
     """Run a stacked, possibly bidirectional module exactly as PyTorch does, keeping caches.
 
     ``layers[k]`` holds the directions of layer k, forward first (see :func:`stream_stack`).

@@ -22,6 +22,7 @@ than ``norm-drop``× (default 10), or the largest per-lag norm up by more than `
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -175,33 +176,32 @@ def _lyapunov_text(value: float | None) -> str:
     return f"λ_1 = {value:+.4g} per step (×{math.exp(value):.4g})"
 
 
-def _max_lyapunov(model: str, rec: Figures, limit: float) -> CheckResult:
-    value = _lyapunov_value(rec)
-    passed = value is not None and value <= limit
-    message = (f"{_lyapunov_text(value)} "
-               + (f"≤ {limit:g}" if passed else
-                  f"is above {limit:g}: perturbations and the gradients of long sequences grow "
-                  "faster than allowed, whatever the clipping (see `rnngrad lyapunov`)"))
-    return CheckResult(model=model, recurrence=rec.label, threshold=Threshold.MAX_LYAPUNOV,
-                       value=None if value is None else finite_or_none(value), limit=limit,
-                       passed=passed, message=message)
+# threshold -> (is λ_1 an upper limit, what failing means)
+_LYAPUNOV_LIMITS = {
+    Threshold.MAX_LYAPUNOV: (True, "perturbations and the gradients of long sequences grow "
+                                   "faster than allowed, whatever the clipping"),
+    Threshold.MIN_LYAPUNOV: (False, "gradients from far back vanish faster than allowed; the "
+                                    "memory is too short"),
+}
 
 
-def _min_lyapunov(model: str, rec: Figures, limit: float) -> CheckResult:
+def _lyapunov_limit(threshold: Threshold, model: str, rec: Figures, limit: float) -> CheckResult:
+    upper, meaning = _LYAPUNOV_LIMITS[threshold]
     value = _lyapunov_value(rec)
-    passed = value is not None and value >= limit
+    passed = value is not None and (value <= limit if upper else value >= limit)
+    verb = "is above" if upper else "is below"
     message = (f"{_lyapunov_text(value)} "
-               + (f"≥ {limit:g}" if passed else
-                  f"is below {limit:g}: gradients from far back vanish faster than allowed; "
-                  "the memory is too short (see `rnngrad lyapunov`)"))
-    return CheckResult(model=model, recurrence=rec.label, threshold=Threshold.MIN_LYAPUNOV,
+               + (f"{'≤' if upper else '≥'} {limit:g}" if passed else
+                  f"{verb} {limit:g}: {meaning} (see `rnngrad lyapunov`)"))
+    return CheckResult(model=model, recurrence=rec.label, threshold=threshold,
                        value=None if value is None else finite_or_none(value), limit=limit,
                        passed=passed, message=message)
 
 
 _EVALUATORS = {Threshold.EXPLODE_ABOVE: _explode, Threshold.VANISH_BELOW: _vanish,
                Threshold.MAX_SPECTRAL_RADIUS: _radius, Threshold.MAX_BOUND: _bound,
-               Threshold.MAX_LYAPUNOV: _max_lyapunov, Threshold.MIN_LYAPUNOV: _min_lyapunov}
+               **{threshold: functools.partial(_lyapunov_limit, threshold)
+                  for threshold in _LYAPUNOV_LIMITS}}
 
 
 def _shown(log_value: float | None) -> float | None:

@@ -23,7 +23,8 @@ import torch
 from rnngrad.bptt.analysis import DTYPES, SMALL_STATE, probe_for, torch_device, torch_threads
 from rnngrad.cells import Recurrence
 from rnngrad.cells.base import cell_weights
-from rnngrad.cells.stack import ForwardOverflow, Group, group_recurrences, select_groups, stream_stack
+from rnngrad.cells.stack import (ForwardOverflow, Group, group_recurrences, select_groups,
+                                 stream_stack)
 from rnngrad.conventions.understand import understand
 from rnngrad.errors import ProbeError, ResourceError
 from rnngrad.io import WeightBundle

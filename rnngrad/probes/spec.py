@@ -115,5 +115,6 @@ def with_probe_settings(kind: type[O], options: O | None, settings: dict[str, An
     probe = {name: value for name, value in settings.items() if name in probe_names}
     rest = {name: value for name, value in settings.items() if name not in probe_names}
     if probe:
-        rest["probe"] = replace(rest.get("probe", base.probe), **probe)  # type: ignore[attr-defined]
+        current = rest.get("probe", base.probe)  # type: ignore[attr-defined]
+        rest["probe"] = replace(current, **probe)
     return with_settings(kind, base, rest)
