@@ -12,6 +12,7 @@ thousands of steps forwards).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -46,12 +47,15 @@ DRIVE_CHUNK = 256
 
 
 def stream_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
-                      outputs: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, Any]]:
+                      outputs: list[torch.Tensor] | None = None
+                      ) -> Iterator[tuple[torch.Tensor, Any]]:
     """Run one layer and direction over ``inputs`` (B, T, I), already in its own time order,
     yielding (s_t, cache_t) for t = 1..T without keeping them.
 
-    Each step's output (what the next layer sees) is written into ``outputs`` (B, T, P) when
-    given. Raises :class:`ForwardOverflow` at the first step whose state is not finite.
+    Each step's output (B, P), what the next layer sees, is appended to ``outputs`` when
+    given (a list, stacked by the caller: slice writes into one buffer would chain T in-place
+    copies in autograd's graph). Raises :class:`ForwardOverflow` at the first step whose state
+    is not finite.
     """
     state = inputs.new_zeros(inputs.shape[0], rec.state_size)
     equations = rec.equations
@@ -62,29 +66,34 @@ def stream_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tenso
             if not torch.isfinite(state).all():
                 raise ForwardOverflow(start + offset + 1)
             if outputs is not None:
-                outputs[:, start + offset] = equations.output(state, rec.hidden_size)
+                outputs.append(equations.output(state, rec.hidden_size))
             yield state, cache
 
 
 def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor) -> Trace:
     """Run one layer and direction over ``inputs`` (B, T, I), keeping every step's cache."""
-    outputs = inputs.new_empty(*inputs.shape[:2], rec.output_size)
+    outputs: list[torch.Tensor] = []
     caches, state = [], inputs.new_zeros(inputs.shape[0], rec.state_size)
     for state, cache in stream_recurrence(rec, weights, inputs, outputs):
         caches.append(cache)
-    return Trace(outputs=outputs, final_state=state, caches=caches)
+    return Trace(outputs=torch.stack(outputs, dim=1), final_state=state, caches=caches)
 
 
 @dataclass(frozen=True)
 class Run:
     """One recurrence of a stack as it runs: the ``inputs`` it sees (B, T, I) in its own time
-    order, the buffer its ``outputs`` (B, T, P) are written to (None when nobody needs them)
-    and its ``steps``, the iterator of :func:`stream_recurrence`."""
+    order, the list its per-step ``outputs`` (B, P) are appended to (None when nobody needs
+    them) and its ``steps``, the iterator of :func:`stream_recurrence`."""
 
     recurrence: Recurrence
     inputs: torch.Tensor
-    outputs: torch.Tensor | None
+    outputs: list[torch.Tensor] | None
     steps: Iterator[tuple[torch.Tensor, Any]]
+
+    @functools.cached_property
+    def sequence(self) -> torch.Tensor:
+        """The output sequence (B, T, P) in the run's own time order, once it has finished."""
+        return torch.stack(self.outputs or [], dim=1)
 
 
 def stream_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.Tensor, *,
@@ -104,13 +113,14 @@ def stream_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: tor
         outs = []
         for rec, weights in directions:
             seen = current.flip(1) if rec.direction == "reverse" else current
-            buffer = seen.new_empty(*seen.shape[:2], rec.output_size) if keep else None
-            run = Run(recurrence=rec, inputs=seen, outputs=buffer,
-                      steps=stream_recurrence(rec, weights, seen, buffer))
+            outputs: list[torch.Tensor] | None = [] if keep else None
+            run = Run(recurrence=rec, inputs=seen, outputs=outputs,
+                      steps=stream_recurrence(rec, weights, seen, outputs))
             yield run
             deque(run.steps, maxlen=0)
-            if buffer is not None:
-                outs.append(buffer.flip(1) if rec.direction == "reverse" else buffer)
+            if keep:
+                outs.append(run.sequence.flip(1) if rec.direction == "reverse"
+                            else run.sequence)
         if keep:
             current = torch.cat(outs, dim=-1)
 
@@ -129,7 +139,7 @@ def run_stack(layers: list[list[tuple[Recurrence, CellWeights]]], inputs: torch.
         caches, state = [], run.inputs.new_zeros(run.inputs.shape[0], rec.state_size)
         for state, cache in run.steps:
             caches.append(cache)
-        traces[rec] = (Trace(outputs=run.outputs, final_state=state, caches=caches), run.inputs)
+        traces[rec] = (Trace(outputs=run.sequence, final_state=state, caches=caches), run.inputs)
     top = [(traces[rec][0].outputs, rec.direction) for rec, _ in layers[-1]]
     return traces, torch.cat([out.flip(1) if direction == "reverse" else out
                               for out, direction in top], dim=-1)
