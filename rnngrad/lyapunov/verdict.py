@@ -34,7 +34,7 @@ class LyapunovVerdict(enum.StrEnum):
 def lyapunov_verdict(lambda_1: float, stderr: float | None,
                      edge: float) -> tuple[LyapunovVerdict, str]:
     """The verdict on the largest exponent λ_1 (nats per step, −∞ allowed) and why."""
-    shown = _exponent_text(lambda_1, stderr)
+    shown = exponent_text(lambda_1, stderr)
     if lambda_1 > edge:
         return LyapunovVerdict.CHAOTIC, (
             f"λ_1 = {shown} per step > ε = {edge:g}: nearby trajectories separate by "
@@ -73,7 +73,8 @@ def _pace(lambda_1: float) -> str:
     return ""
 
 
-def _exponent_text(value: float, stderr: float | None) -> str:
-    if math.isinf(value):
+def exponent_text(value: float | None, stderr: float | None = None) -> str:
+    """λ as '+0.0512 ± 0.0011', '−∞' for −∞ (or None, as reports write it)."""
+    if value is None or math.isinf(value):
         return "−∞"
     return f"{value:+.4g}" + (f" ± {stderr:.2g}" if stderr is not None else "")

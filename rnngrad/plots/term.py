@@ -188,7 +188,7 @@ def lyapunov_text(report: LyapunovReport, *, color: bool = False) -> str:
             _running_panel(_panel(figure, index, len(items)), item)
 
     header = f"rnngrad lyapunov · {plain(model_name(report.model.path))}\n" + "".join(
-        f"{plain(item.recurrence.label)}: {item.reason}\n"
+        f"{plain(item.recurrence.label)}: {plain(item.reason)}\n"
         for item in report.recurrences if item.running is None)
     return header + (render(draw, len(items), color=color) if items else "")
 

@@ -8,8 +8,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from rnngrad.lyapunov.meaning import factor
+from rnngrad.lyapunov.meaning import entropy_rate, factor
 from rnngrad.lyapunov.report import LyapunovReport, RecurrenceExponents
+from rnngrad.lyapunov.verdict import exponent_text
 from rnngrad.render.bptt_console import probe_line
 from rnngrad.render.numbers import fmt
 from rnngrad.render.rich_parts import model_line, notes_text, verdict_text
@@ -26,13 +27,6 @@ def lyapunov_view(report: LyapunovReport) -> Group:
     parts += [_details(item) for item in report.recurrences]
     parts.append(notes_text(report.notes))
     return Group(*parts)
-
-
-def exponent_text(value: float | None, stderr: float | None = None) -> str:
-    """λ as '+0.0512 ± 0.0011' (−∞ for None)."""
-    if value is None:
-        return "−∞"
-    return f"{value:+.4g}" + (f" ± {stderr:.2g}" if stderr is not None else "")
 
 
 def memory_text(item: RecurrenceExponents) -> str:
@@ -86,8 +80,10 @@ def _facts(item: RecurrenceExponents, count: int) -> list[str]:
         lines.append(f"  ({MAX_ROWS} of {count} exponents shown; --format json has all)\n")
     if item.positive_count:
         dimension = fmt(item.kaplan_yorke, 3) if item.kaplan_yorke is not None else f"≥ {count}"
+        at_least = "≥ " if entropy_rate(item.values(), item.edge)[1] else ""
         lines.append(f"  {item.positive_count} exponent(s) above ε; Kaplan–Yorke dimension "
-                     f"{dimension}; entropy rate {fmt(item.entropy_rate)} nats per step\n")
+                     f"{dimension}; entropy rate {at_least}{fmt(item.entropy_rate)} nats per "
+                     "step\n")
     if item.converged is False:
         lines.append(f"  not converged: the s.e. of λ_1 ({fmt(item.exponents_stderr[0], 2)}) is "
                      f"above ε/2 = {item.edge / 2:g}; run more --steps or --batch\n")

@@ -124,7 +124,8 @@ def _bptt(report: Any) -> str:
 
 
 def _lyapunov(report: Any) -> str:
-    from rnngrad.render.lyapunov_console import exponent_text, memory_text
+    from rnngrad.lyapunov.verdict import exponent_text
+    from rnngrad.render.lyapunov_console import memory_text
 
     out = _title(report, "lyapunov")
     out += table(["recurrence", "state", "λ_1 ± s.e.", "e^λ_1", "memory", "λ > ε", "D_KY",
