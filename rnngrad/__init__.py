@@ -8,6 +8,7 @@ loads neither torch, NumPy, typer nor rich::
     for item in report.recurrences:
         print(item.recurrence.label, item.verdict, item.bound)
     rnngrad.bptt(model, lags="1..50").recurrences[0].rows[-1].log10_norm
+    rnngrad.lyapunov(model, k=4).recurrences[0].exponents      # nats per step, descending
     rnngrad.check(model, explode_above=1e3).ok     # a path, a state dict or an nn.Module
     rnngrad.surface(model, lr=0.1).step.sentence   # the curvature wall and one SGD step
 
@@ -16,7 +17,7 @@ import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundl
 :mod:`rnngrad.cells` (equations), :mod:`rnngrad.conventions` (understanding a file),
 :mod:`rnngrad.probes` (probe sequences, lags, losses), the analyses
 (:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`,
-:mod:`rnngrad.surface`), the renderers
+:mod:`rnngrad.surface`, :mod:`rnngrad.lyapunov`), the renderers
 (:mod:`rnngrad.render`, :mod:`rnngrad.plots`), :mod:`rnngrad.gate` (the CI gate) and
 :mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report` and :mod:`rnngrad.errors` are
 shared by all.
@@ -38,9 +39,10 @@ _PUBLIC = {
     "SurfaceOptions": "rnngrad.surface.options",
     "WeightBundle": "rnngrad.io.bundle", "load": "rnngrad.conventions.understand",
     "inspect": "rnngrad.inspection",
+    "LyapunovOptions": "rnngrad.lyapunov.options",
 }
 # Analysis packages are callable: rnngrad.spectrum(path) runs rnngrad.spectrum.spectrum.
-_PACKAGES = ("bptt", "spectrum", "surface")
+_PACKAGES = ("bptt", "lyapunov", "spectrum", "surface")
 
 __getattr__, _dir = lazy_names(__name__, {**_PUBLIC, **{name: f"rnngrad.{name}"
                                                        for name in _PACKAGES}})

@@ -8,13 +8,17 @@ PyTorch and numpy versions rewrites byte-identical files. The probe is the CLI's
 (16 Gaussian sequences, 100 steps after 50 of burn-in, seed 0), lags 1..100; the check
 summary is ``rnngrad check`` on five samples with --explode-above 1e4 --vanish-below 1e-4
 --max-bound 1. The surface picture is ``rnngrad surface`` of the ``pascanu_unit`` sample with
-``--lr 0.2 --max-norm 0.05 --vary w=4.6:5.3:141 --vary b=-2.9:-2.3:121``.
+``--lr 0.2 --max-norm 0.05 --vary w=4.6:5.3:141 --vary b=-2.9:-2.3:121``. The
+lyapunov pictures use lyapunov's default probe (8 sequences, 3000 steps after 1000 of burn-in, seed 0): k = 10 of the trained adding-task LSTM, and all 128 exponents of a
+random tanh network h' = tanh(g W h + W_in x), W_ij ~ N(0, 1/N), N = 128, g = 2, driven by
+weak inputs (scale 0.1), built here from seed 0.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import rnngrad
 from rnngrad.bptt import BpttOptions, bptt
@@ -61,6 +65,24 @@ def main() -> None:
           "check_samples")
 
     write(rnngrad.surface(SAMPLES / "pascanu_unit.safetensors", **SURFACE), "surface_pascanu_unit")
+    write(rnngrad.lyapunov(SAMPLES / "adding_task_lstm.safetensors"),
+          "lyapunov_adding_task_lstm")
+    write(rnngrad.lyapunov(random_tanh_network(), input_scale=0.1, k=128),
+          "lyapunov_random_tanh")
+
+
+def random_tanh_network(size: int = 128, gain: float = 2.0, inputs: int = 4) -> Any:
+    """nn.RNN(inputs, size) weights with W_hh = g W, W_ij ~ N(0, 1/N), seed 0, as a bundle."""
+    import numpy as np
+
+    from rnngrad.io import from_state_dict
+
+    rng = np.random.default_rng(0)
+    return from_state_dict({
+        "rnn.weight_hh_l0": gain * rng.standard_normal((size, size)) / np.sqrt(size),
+        "rnn.weight_ih_l0": rng.standard_normal((size, inputs)),
+        "rnn.bias_ih_l0": np.zeros(size), "rnn.bias_hh_l0": np.zeros(size)},
+        name=f"random tanh RNN, N = {size}, g = {gain:g}")
 
 
 if __name__ == "__main__":

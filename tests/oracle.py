@@ -88,3 +88,27 @@ def lag_norms(module: torch.nn.Module, x, *, layer: int, reverse: bool, lag: int
     inputs = torch.as_tensor(x)
     return [spectral_norm(lag_jacobian(module, inputs[b:b + 1], layer=layer, reverse=reverse,
                                        lag=lag)) for b in range(inputs.shape[0])]
+
+
+def mean_field_lambda_1(gain: float, nodes: int = 201) -> tuple[float, float]:
+    """Discrete-time mean-field theory of x_(t+1) = tanh(g W x_t), W_ij ~ N(0, 1/N), N → ∞.
+
+    The pre-activations a = g W x are Gaussian with variance q, mapped by
+    q_(t+1) = g² ∫ tanh²(√q_t z) Dz to the fixed point q*; a perturbation δx is multiplied by
+    diag(sech²(a)) g W, whose squared norm gain is g² ∫ sech⁴(√q* z) Dz on average, so
+    λ_1 = ½ ln(g² ∫ sech⁴(√q* z) Dz) (= ln g for g ≤ 1, where q* = 0). Gauss–Hermite
+    quadrature (probabilists'), fixed-point iteration. Returns (q*, λ_1).
+    """
+    import numpy as np
+    from numpy.polynomial.hermite_e import hermegauss
+
+    z, weights = hermegauss(nodes)
+    weights = weights / weights.sum()
+    q = 1.0
+    for _ in range(20000):
+        new = gain * gain * float(np.sum(weights * np.tanh(np.sqrt(q) * z) ** 2))
+        if abs(new - q) < 1e-15:
+            break
+        q = new
+    sech4 = float(np.sum(weights / np.cosh(np.sqrt(q) * z) ** 4))
+    return q, float(0.5 * np.log(gain * gain * sech4))

@@ -198,3 +198,81 @@ def test_float32_is_close_to_float64(tmp_path):
     single = run(module, x, tmp_path, dtype="float32")
     for a, b in zip(double.recurrences[0].rows, single.recurrences[0].rows):
         assert b.norm == pytest.approx(a.norm, rel=1e-3)
+
+
+def pascanu_omega(module, x: torch.Tensor, u: torch.Tensor, block: slice, window: int) -> float:
+    """Ω of Pascanu et al. (2013), eq. 9, for one sequence x (1, T, I), brute force: every
+    δ_k = ∂E/∂s_k of E = uᵀ s_T[block] by autograd (retain_grad on each state), every step
+    Jacobian ∂s_(k+1)/∂s_k by jacrev through PyTorch's own module."""
+    from oracle import run_from, single_layer, state_at
+    from torch.func import jacrev
+
+    one = single_layer(module, 0, False)
+    steps = x.shape[1]
+    states = [state_at(one, x, steps - window).detach().requires_grad_(True)]
+    for t in range(steps - window, steps):
+        states.append(run_from(one, x[:, t:t + 1], states[-1]))
+        states[-1].retain_grad()
+    (states[-1][block] @ u).backward()
+    omega = 0.0
+    for k in range(window):  # the term of the step from s_k to s_(k+1), k = T−L .. T−1
+        t = steps - window + k
+        jac = jacrev(lambda s: run_from(one, x[:, t:t + 1], s))(states[k].detach())
+        delta = states[k + 1].grad
+        ratio = torch.linalg.vector_norm(delta @ jac) / torch.linalg.vector_norm(delta)
+        omega += (float(ratio.detach()) - 1) ** 2
+    return omega
+
+
+@pytest.mark.parametrize("name,state", [("rnn-tanh", "all"), ("gru", "all"), ("lstm", "all"),
+                                        ("lstm", "h")])
+def test_pascanu_omega_matches_brute_force_autograd(name, state, tmp_path):
+    from rnngrad.bptt.analysis import _readout
+    import zlib
+
+    module = make_module(name)
+    x = np.random.default_rng(9).standard_normal((2, 12, 4))
+    path = tmp_path / "p.npy"
+    np.save(path, x)
+    report = bptt(state_dict_of(module), BpttOptions(lags="1..10", state=state,
+                                                     probe=ProbeSpec(inputs=str(path))))
+    item = report.recurrences[0]
+    size = 7 if state == "h" else item.state_size
+    block = slice(0, size)
+    u = _readout(size, 0, zlib.crc32(b"rnn.weight_hh_l0"), torch.float64, "cpu")
+    expected = [pascanu_omega(module, torch.from_numpy(x[b:b + 1]), u, block, 10)
+                for b in range(2)]
+    assert item.omega == pytest.approx(float(np.mean(expected)), rel=1e-9)
+    assert item.omega_per_step == pytest.approx(float(np.mean(expected)) / 10, rel=1e-9)
+    assert item.omega > 0
+
+
+def test_omega_is_zero_for_an_orthogonal_linear_chain(tmp_path):
+    """At the rest state of a tanh RNN with orthogonal W_hh every backward step is W_hh: it
+    keeps the error signal's norm, so Ω = 0 exactly (up to rounding)."""
+    from rnngrad.io import from_state_dict
+
+    q, _ = np.linalg.qr(np.random.default_rng(10).standard_normal((7, 7)))
+    zeros = torch.zeros(7, dtype=torch.float64)
+    source = from_state_dict({"rnn.weight_hh_l0": torch.tensor(q), "rnn.bias_ih_l0": zeros,
+                              "rnn.weight_ih_l0": torch.zeros(7, 4, dtype=torch.float64),
+                              "rnn.bias_hh_l0": zeros})
+    report = bptt(source, BpttOptions(lags="1..50", probe=ProbeSpec(batch=2, steps=50,
+                                                                     input_scale=0.0)))
+    assert report.recurrences[0].omega == pytest.approx(0.0, abs=1e-20)
+
+
+def test_omega_is_null_with_a_reason_when_the_error_signal_dies(tmp_path):
+    """ReLU at rest with zero bias: every unit is dead, the first backward step zeroes δ and
+    the later ratios are 0/0."""
+    from rnngrad.io import from_state_dict
+
+    zeros = torch.zeros(7, dtype=torch.float64)
+    source = from_state_dict({"rnn.weight_hh_l0": torch.eye(7, dtype=torch.float64),
+                              "rnn.weight_ih_l0": torch.zeros(7, 4, dtype=torch.float64),
+                              "rnn.bias_ih_l0": zeros, "rnn.bias_hh_l0": zeros},
+                             metadata={"rnn.nonlinearity": "relu"})
+    report = bptt(source, BpttOptions(lags="1..5", probe=ProbeSpec(batch=2, steps=5)))
+    data = report.recurrences[0].to_dict()
+    assert data["omega"] is None and data["omega_per_step"] is None
+    assert "exactly zero" in data["omega_reason"]

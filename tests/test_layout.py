@@ -145,6 +145,10 @@ DOCUMENTED = [
     "from rnngrad.surface import SurfaceOptions, loss_function, surface; assert callable(surface)",
     "import rnngrad.surface.analysis, rnngrad; assert callable(rnngrad.surface.loss_function)",
     "from rnngrad.plots import surface_figure",
+    "import rnngrad; assert callable(rnngrad.lyapunov) and rnngrad.lyapunov.LyapunovOptions",
+    "from rnngrad.lyapunov import LyapunovOptions, lyapunov; assert callable(lyapunov)",
+    "import rnngrad; assert rnngrad.LyapunovOptions is rnngrad.lyapunov.LyapunovOptions",
+    "from rnngrad.plots import lyapunov_figure, plot_lyapunov",
 ]
 
 
@@ -178,6 +182,7 @@ def test_import_rnngrad_is_cheap():
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["bptt", "--help"],
                                   ["surface", "--help"], ["surface", "x.pt", "--lr", "no"],
                                   ["spectrum", "--help"], ["check", "--help"],
+                                  ["lyapunov", "--help"], ["lyapunov", "x.pt", "--k", "zero"],
                                   ["inspect", "--help"], ["bptt", "x.pt", "--batch", "zero"]])
 def test_cli_start_up_never_imports_torch(argv):
     imported = _imported_after(f"from rnngrad.cli import main; main({argv!r})")

@@ -187,3 +187,44 @@ def test_silero(tmp_path):
     (prof,) = bptt(path, BpttOptions(lags="1,4,10", probe=probe)).recurrences
     check_norms(prof, step, x, 256)
     assert math.isfinite(prof.share_beyond_10)
+
+
+# --- lyapunov on every published checkpoint ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_psychrnn_lyapunov_against_brute_force(tmp_path):
+    """Leaky ReLU rate cell: rnngrad's QR against jacrev of PsychRNN's own equations."""
+    from rnngrad.lyapunov import lyapunov
+    from rnngrad.lyapunov.qr import initial_basis
+    from test_lyapunov import qr_logs
+
+    raw = np.load(PSYCHRNN, allow_pickle=False)
+    w = raw["W_rec"].astype(np.float64) * raw["rec_connectivity"]
+    w_in = raw["W_in"].astype(np.float64) * raw["input_connectivity"]
+    b = raw["b_rec"].astype(np.float64)
+    x, probe = file_probe(tmp_path, 2, steps=40)
+    report = lyapunov(PSYCHRNN, k=3, inputs=probe.inputs, burn_in=10, blocks=3)
+    step = ref.rate_cell(w, w_in, b, alpha=0.1, phi="relu")
+    frame = initial_basis(50, 3, 0).numpy()
+    logs = [qr_logs(step, torch.from_numpy(seq), 50, frame)[10:].mean(axis=0) for seq in x]
+    expected = np.sort(np.mean(logs, axis=0))[::-1]
+    assert report.recurrences[0].exponents == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("path", [PSYCHRNN, MACKELAB / "N100_T1208-100644_state_dict.pkl",
+                                  MACKELAB / "N512_T0217-151523_state_dict.pkl", TEXTGENRNN,
+                                  SILERO / "silero_vad_16k_op15.onnx"], ids=lambda p: p.name)
+def test_lyapunov_runs_on_every_real_model(path):
+    from rnngrad.lyapunov import LyapunovVerdict, lyapunov
+
+    if path.suffix == ".onnx":
+        pytest.importorskip("onnx")
+    if path.suffix == ".hdf5":
+        pytest.importorskip("h5py")
+    report = lyapunov(path, k=3, steps=150, burn_in=50, batch=2)
+    for item in report.recurrences:
+        assert item.verdict in set(LyapunovVerdict)
+        values = item.values()
+        assert values == sorted(values, reverse=True) and all(map(math.isfinite, values))
+        assert len(values) == min(3, item.state_size)

@@ -167,7 +167,8 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
-                         "bptt needs the input weights; `rnngrad spectrum` works without them")
+                         "bptt and lyapunov run the model and need its input weights; "
+                         "`rnngrad spectrum` works without them")
     window = dict(steps=spec.steps, burn_in=spec.burn_in, batch=spec.batch, seed=spec.seed,
                   initial_state=spec.initial_state)
     if first.input_size is None:  # --key or no input: zero-width inputs
@@ -235,8 +236,10 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
     rows = _rows(profile, options)
     verdict, reason = profile_verdict(rows, vanish_below=options.vanish_below,
                                       explode_above=options.explode_above)
+    omega = finite_or_none(float(np.mean(profile.omega)))
     measured = RecurrenceProfile(recurrence=rec.identity(), state=state_name, state_size=size,
-                                 rows=rows, verdict=verdict, reason=reason)
+                                 rows=rows, verdict=verdict, reason=reason, omega=omega,
+                                 omega_per_step=None if omega is None else omega / lags[-1])
     if options.profile_only:
         return measured
     shares = replay_shares(rec, weights, seen, readout, block, initial)

@@ -7,12 +7,12 @@ The command line, ``[tool.rnngrad]``, :func:`rnngrad.analyze`, :func:`rnngrad.ch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from rnngrad.conventions.options import ReadOptions, with_settings
+from rnngrad.conventions.options import ReadOptions
 from rnngrad.errors import OptionError
-from rnngrad.probes.spec import ProbeSpec
+from rnngrad.probes.spec import ProbeSpec, with_probe_settings
 from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
 STATES = ("all", "h", "c")
@@ -82,10 +82,4 @@ def _positive(value: object) -> bool:
 def bptt_options(options: BpttOptions | None, settings: dict[str, Any]) -> BpttOptions:
     """``options`` with keyword ``settings`` applied: :class:`BpttOptions` fields, and
     :class:`~rnngrad.probes.spec.ProbeSpec` fields for the probe (``batch=4``)."""
-    base = options if options is not None else BpttOptions()
-    probe_names = {spec.name for spec in fields(ProbeSpec)}
-    probe = {name: value for name, value in settings.items() if name in probe_names}
-    rest = {name: value for name, value in settings.items() if name not in probe_names}
-    if probe:
-        rest["probe"] = replace(rest.get("probe", base.probe), **probe)
-    return with_settings(BpttOptions, base, rest)
+    return with_probe_settings(BpttOptions, options, settings)

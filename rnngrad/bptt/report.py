@@ -101,6 +101,12 @@ class RecurrenceProfile(Record):
     empty and the verdict is ``exploding``). ``bound`` is Pascanu's per-step bound γ·σ_max(W_hh)
     of an Elman cell, so ‖∂s_T/∂s_(T−ℓ)‖ ≤ bound^ℓ (None for other cells, where the W_hh
     blocks bound nothing).
+
+    ``omega`` is Pascanu's regulariser Ω = Σ_k (‖δ_(k+1) ∂s_(k+1)/∂s_k‖/‖δ_(k+1)‖ − 1)² on
+    the probe loss E = uᵀ s_T (δ_k = ∂E/∂s_k over the whole state), summed over the analysed
+    window (one term per step, lags 1..L), the mean over the probes; ``omega_per_step`` is
+    Ω/L. Both are None when the error signal became exactly zero on a probe (a ratio 0/0),
+    or when nothing was measured.
     """
 
     recurrence: RecurrenceId = field(metadata={"json": "flatten"})
@@ -114,6 +120,16 @@ class RecurrenceProfile(Record):
     rows: tuple[LagRow, ...] = field(default=(), metadata={"json_name": "lags"})
     directions: Directions | None = None
     bound: float | None = None
+    omega: float | None = None
+    omega_per_step: float | None = None
+
+    def json_extras(self) -> dict[str, Any]:
+        if self.omega is not None:
+            return {}
+        if not self.rows:
+            return {"omega_reason": "nothing was measured"}
+        return {"omega_reason": "the error signal ∂E/∂s became exactly zero on a probe: "
+                                "the ratios of the later steps are 0/0"}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,15 @@ probe, the bare chain's arithmetic. Whenever a product's Frobenius norm leaves [
 it is divided by that norm and log10 of the factor is accumulated, so norms that over- or
 underflow float64 stay finite as ``log10_norm``.
 
+The same sweep carries the error signal of the probe loss E = uᵀ s_T backwards, δ_(T−ℓ) =
+∂E/∂s_(T−ℓ) = δ_(T−ℓ+1) J_(T−ℓ+1) over the whole state (a unit row, rescaled each step), for
+Pascanu's regulariser (Pascanu, Mikolov & Bengio 2013, Sec. 3.3, eq. 9)
+
+    Ω = Σ_k (‖δ_(k+1) ∂s_(k+1)/∂s_k‖ / ‖δ_(k+1)‖ − 1)²,   k = T−1 down to T−L,
+
+one term per step of the analysed window (L the largest lag): 0 when every backward step
+keeps the error signal's norm. A term whose δ_(k+1) is exactly zero is not defined (NaN).
+
 Spectral norms: for S ≤ ``EXACT_SVD_MAX`` by LAPACK (exact); above, by the block Krylov
 tracker of :mod:`rnngrad.bptt.sigma_max`, which carries the top left singular vectors from lag to
 lag and certifies each σ to 1e-10 relative (float64) by its residual, with an exact SVD
@@ -41,7 +50,8 @@ class Profile:
     ``log10_norm``: spectral norm of the chosen block of P_ℓ; ``log10_frobenius`` its
     Frobenius norm; ``log10_grad``: ‖uᵀ P_ℓ‖ for the unit readout u of the state block.
     ``right``/``left`` (B, S_block): top right/left singular vectors of the block at the
-    largest lag, with ``log10_sigma`` (B,) their singular value.
+    largest lag, with ``log10_sigma`` (B,) their singular value. ``omega`` (B,): Pascanu's Ω
+    over lags 1..L (NaN where the error signal became exactly zero).
     """
 
     lags: tuple[int, ...]
@@ -51,6 +61,7 @@ class Profile:
     right: np.ndarray
     left: np.ndarray
     log10_sigma: np.ndarray
+    omega: np.ndarray
 
 
 def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, ...], *,
@@ -75,9 +86,14 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     # Reused buffers: a fresh (B, S, S) tensor per step is an mmap and thousands of page faults
     # once it passes glibc's 32 MiB limit (measured: +15 % of the sweep at S = 1024).
     jac, spare = torch.empty_like(product), torch.empty_like(product)
+    signal = product.new_zeros(batch, size)
+    signal[:, block] = readout
+    omega = torch.zeros(batch, dtype=torch.float64, device=product.device)
     equations = rec.equations
     for lag in range(1, lags[-1] + 1):
         equations.jacobian(weights, trace.caches[steps - lag], rec.nonlinearity, out=jac)
+        signal, ratio = _backward_step(signal, jac)
+        omega += (ratio.to(torch.float64) - 1) ** 2
         if tracker is not None:
             tracker.advance(jac)
         product, spare = torch.bmm(product, jac, out=spare), product
@@ -99,7 +115,17 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     logs = log_scale.cpu().numpy()
     return Profile(lags=lags, log10_norm=out["norm"], log10_frobenius=out["frob"],
                    log10_grad=out["grad"], right=top.right.cpu().numpy(),
-                   left=top.left.cpu().numpy(), log10_sigma=_log10(top.sigma) + logs)
+                   left=top.left.cpu().numpy(), log10_sigma=_log10(top.sigma) + logs,
+                   omega=omega.cpu().numpy())
+
+
+def _backward_step(signal: torch.Tensor, jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """δ J for the error signals δ (B, S) and step Jacobians J (B, S, S): the new signals
+    made unit (zero stays zero), and the ratios ‖δ J‖/‖δ‖ (NaN where δ is zero)."""
+    new = torch.bmm(signal.unsqueeze(1), jac).squeeze(1)
+    size = torch.linalg.vector_norm(new, dim=-1)
+    ratio = size / torch.linalg.vector_norm(signal, dim=-1)
+    return new / torch.where(size > 0, size, torch.ones_like(size)).unsqueeze(-1), ratio
 
 
 RESCALE_ABOVE = 1e100

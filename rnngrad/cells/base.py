@@ -25,6 +25,8 @@ class Cell(Protocol):
     ``step(w, drive, state, nonlinearity)``: one step from the input drive W_ih x_t + b_ih
     (B, G·H) and the state s_(t−1) (B, S); returns s_t (B, S) and a cache for ``jacobian``.
     ``jacobian(w, cache, nonlinearity, out=None)``: ∂s_t/∂s_(t−1), (B, S, S).
+    ``jacobian_product(w, cache, nonlinearity, vectors)``: J_t V for vectors V (B, S, K),
+    shape (B, S, K), without forming J_t (O(S²K) per probe instead of O(S²) memory per step).
     ``output(state, hidden_size)``: the part of s_t the next layer sees, (B, P).
     ``recurrent_blocks(w)``: the square recurrent matrices by gate name, for spectra.
     """
@@ -34,6 +36,9 @@ class Cell(Protocol):
 
     def jacobian(self, w: CellWeights, cache: Any, nonlinearity: str,
                  out: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def jacobian_product(self, w: CellWeights, cache: Any, nonlinearity: str,
+                         vectors: torch.Tensor) -> torch.Tensor: ...
 
     def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor: ...
 
@@ -84,6 +89,17 @@ def row_scaled(scale: torch.Tensor, matrix: torch.Tensor,
     """diag(scale_b) @ matrix for each batch row b: (B, R) x (R, C) -> (B, R, C), into ``out``
     when given (the sweep reuses one buffer: a fresh 32 MiB tensor per step costs page faults)."""
     return torch.mul(scale.unsqueeze(-1), matrix, out=out)
+
+
+def times(matrix: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """matrix @ V_b for every probe b: (R, C) x (B, C, K) -> (B, R, K), as one GEMM.
+
+    ``torch.matmul`` would broadcast the matrix to (B, R, C) and read it once per probe; laid
+    side by side, the B·K columns share one pass over it.
+    """
+    batch, size, count = vectors.shape
+    side_by_side = vectors.transpose(0, 1).reshape(size, batch * count)
+    return (matrix @ side_by_side).reshape(-1, batch, count).transpose(0, 1)
 
 
 def cell_weights(bundle: WeightBundle, recurrence: Recurrence, dtype: torch.dtype = torch.float64,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from rnngrad.cells.activations import value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled
+from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -29,6 +29,12 @@ def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
     """diag(φ'(a_t)) W_hh, shape (B, H, H) (written into ``out`` when given)."""
     return row_scaled(cache, w.weight_hh, out=out)
+
+
+def jacobian_product(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
+                     vectors: torch.Tensor) -> torch.Tensor:
+    """J_t V = diag(φ'(a_t)) (W_hh V) for V (B, H, K): (B, H, K)."""
+    return cache.unsqueeze(-1) * times(w.weight_hh, vectors)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled
+from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -43,6 +43,16 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
     jac = (row_scaled((h - n) * dz, w_z) + row_scaled(through_n * r, w_n)
            + row_scaled(through_n * h_n * dr, w_r))
     return torch.add(jac, torch.diag_embed(z), out=out)
+
+
+def jacobian_product(w: CellWeights, cache, nonlinearity: str,
+                     vectors: torch.Tensor) -> torch.Tensor:
+    """J_t V for V (B, H, K), the terms of :func:`jacobian` applied to V: (B, H, K)."""
+    h, r, dr, z, dz, n, dn, h_n = cache
+    w_r, w_z, w_n = times(w.weight_hh, vectors).chunk(3, dim=1)
+    through_n = (1 - z) * dn
+    return (z.unsqueeze(-1) * vectors + ((h - n) * dz).unsqueeze(-1) * w_z
+            + (through_n * r).unsqueeze(-1) * w_n + (through_n * h_n * dr).unsqueeze(-1) * w_r)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

@@ -22,11 +22,11 @@ from __future__ import annotations
 import torch
 
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled
+from rnngrad.cells.base import CellWeights, row_scaled, times
 # Same gates, state and stored blocks as PyTorch's GRU; only the step differs.
 from rnngrad.cells.gru import output, recurrent_blocks
 
-__all__ = ["jacobian", "output", "recurrent_blocks", "step"]
+__all__ = ["jacobian", "jacobian_product", "output", "recurrent_blocks", "step"]
 
 
 def _recurrent_biases(w: CellWeights):
@@ -55,3 +55,14 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
     d_candidate = w_n * r.unsqueeze(-2) + torch.matmul(w_n * (h * dr).unsqueeze(-2), w_r)
     jac = row_scaled((h - n) * dz, w_z) + through_n.unsqueeze(-1) * d_candidate
     return torch.add(jac, torch.diag_embed(z), out=out)
+
+
+def jacobian_product(w: CellWeights, cache, nonlinearity: str,
+                     vectors: torch.Tensor) -> torch.Tensor:
+    """J_t V for V (B, H, K): W_hn is applied to r ⊙ V + h σ'(a_r) ⊙ (W_hr V), (B, H, K)."""
+    h, r, dr, z, dz, n, dn = cache
+    w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
+    through_n = (1 - z) * dn
+    reset_v = r.unsqueeze(-1) * vectors + (h * dr).unsqueeze(-1) * times(w_r, vectors)
+    return (z.unsqueeze(-1) * vectors + ((h - n) * dz).unsqueeze(-1) * times(w_z, vectors)
+            + through_n.unsqueeze(-1) * times(w_n, reset_v))

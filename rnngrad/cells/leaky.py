@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rnngrad.cells.activations import value_and_slope
-from rnngrad.cells.base import CellWeights
+from rnngrad.cells.base import CellWeights, times
 
 REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
 
@@ -71,6 +71,12 @@ class LeakyCell:
         eye = torch.eye(size, dtype=cache.dtype, device=cache.device)
         return torch.add((1 - self.alpha) * eye, w.weight_hh * cache.unsqueeze(-2),
                          alpha=self.alpha, out=out)
+
+    def jacobian_product(self, w: CellWeights, cache: torch.Tensor,
+                         nonlinearity: str | None, vectors: torch.Tensor) -> torch.Tensor:
+        """J_t V = (1 − α) V + α W (φ'(x_(t−1)) ⊙ V) for V (B, N, K): (B, N, K)."""
+        scaled = times(w.weight_hh, cache.unsqueeze(-1) * vectors)
+        return torch.add((1 - self.alpha) * vectors, scaled, alpha=self.alpha)
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
         return {"hh": w.weight_hh}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled
+from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -62,6 +62,26 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
     top = torch.cat([dh_dh, dh_dc], dim=-1)
     bottom = torch.cat([dc_dh, dc_dc], dim=-1)
     return torch.cat([top, bottom], dim=-2, out=out)
+
+
+def jacobian_product(w: CellWeights, cache, nonlinearity: str,
+                     vectors: torch.Tensor) -> torch.Tensor:
+    """J_t V for V = [V_h; V_c] (B, P+H, K), the blocks of :func:`jacobian` applied to V:
+
+        c-rows:  (∂c'/∂h) V_h + f ⊙ V_c
+        h̃-rows: φ(c') σ'(a_o) ⊙ (W_ho V_h) + o φ'(c') ⊙ (c-rows)   (φ = tanh by default)
+        h-rows:  W_hr (h̃-rows) with projection, else the h̃-rows
+    """
+    c, i, di, f, df, g, dg, o, do, act_c, dact_c = cache
+    hidden = c.shape[-1]
+    v_h, v_c = vectors[:, :-hidden], vectors[:, -hidden:]
+    w_i, w_f, w_g, w_o = times(w.weight_hh, v_h).chunk(4, dim=1)
+    dc = ((c * df).unsqueeze(-1) * w_f + (g * di).unsqueeze(-1) * w_i
+          + (i * dg).unsqueeze(-1) * w_g + f.unsqueeze(-1) * v_c)
+    dh = (act_c * do).unsqueeze(-1) * w_o + (o * dact_c).unsqueeze(-1) * dc
+    if w.weight_hr is not None:
+        dh = times(w.weight_hr, dh)
+    return torch.cat([dh, dc], dim=1)
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:

@@ -3,8 +3,8 @@
 What lives here: the app and its entry point (:mod:`.app`), the options and plumbing every
 command shares (:mod:`.common`: errors to one line and exit 2, output files, progress bars),
 and one module per command (:mod:`.inspect`, :mod:`.spectrum`, :mod:`.bptt`, :mod:`.surface`,
-:mod:`.check`):
-parse options -> the library's options dataclass -> the analysis -> a renderer -> exit code.
+:mod:`.lyapunov`, :mod:`.check`): parse options -> the library's options dataclass -> the
+analysis -> a renderer -> exit code.
 
 Exit codes (docs/contract.md): 0 ran, 1 a finding at or above ``--fail-on``, 2 any error (one
 line on stderr, and a JSON error object on stdout with ``--format json``). ``--debug`` anywhere

@@ -36,9 +36,9 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 
 def _register() -> None:
-    from rnngrad.cli import bptt, check, inspect, spectrum, surface
+    from rnngrad.cli import bptt, check, inspect, lyapunov, spectrum, surface
 
-    for module in (inspect, spectrum, bptt, surface, check):
+    for module in (inspect, spectrum, bptt, surface, lyapunov, check):
         app.command(name=module.NAME)(module.command)
 
 

@@ -47,6 +47,11 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help="Fail if ρ (W_hh; gated cells: rest Jacobian) exceeds this.")] = None,
             max_bound: Annotated[Optional[float], typer.Option(
                 help="Fail if γ·σ_max exceeds this.")] = None,
+            max_lyapunov: Annotated[Optional[float], typer.Option(
+                help="Fail if the largest Lyapunov exponent λ_1 (nats per step) exceeds "
+                     "this.")] = None,
+            min_lyapunov: Annotated[Optional[float], typer.Option(
+                help="Fail if λ_1 is below this.")] = None,
             batch: BatchOpt = None, steps: StepsOpt = None, seed: SeedOpt = None,
             input_scale: InputScaleOpt = None,
             inputs: Annotated[Optional[str], typer.Option(
@@ -85,7 +90,8 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
 
     cli_values: dict[str, Any] = {
         "lags": lags, "explode_above": explode_above, "vanish_below": vanish_below,
-        "max_spectral_radius": max_spectral_radius, "max_bound": max_bound, "batch": batch,
+        "max_spectral_radius": max_spectral_radius, "max_bound": max_bound,
+        "max_lyapunov": max_lyapunov, "min_lyapunov": min_lyapunov, "batch": batch,
         "steps": steps, "seed": seed, "input_scale": input_scale, "inputs": inputs,
         "activation": activation, "radius_tolerance": radius_tolerance,
         "norm_drop": norm_drop, "norm_rise": norm_rise, "leak": leak, "map": map_file,

@@ -18,7 +18,8 @@ from rnngrad.gate.config import CheckConfig
 from rnngrad.report import finite_json, power10
 
 BASELINE_VERSION = 1
-FIELDS = ("spectral_radius", "bound", "log10_norm_last", "log10_norm_max", "lag_last")
+FIELDS = ("spectral_radius", "bound", "log10_norm_last", "log10_norm_max", "lag_last",
+          "lyapunov")
 MAX_BASELINE_BYTES = 64 * 1024 * 1024
 
 

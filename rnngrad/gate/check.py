@@ -9,7 +9,10 @@ it means. Thresholds (all off unless configured; see :mod:`rnngrad.gate.config`)
 - ``vanish-below``: fail if the norm at the largest checked lag is below it;
 - ``max-spectral-radius``: fail if ρ exceeds it — ρ(W_hh) for Elman cells, ρ of the step
   Jacobian at rest for gated and rate cells (their W_hh blocks say little);
-- ``max-bound``: fail if γ·σ_max exceeds it.
+- ``max-bound``: fail if γ·σ_max exceeds it;
+- ``max-lyapunov`` / ``min-lyapunov``: fail if the largest Lyapunov exponent λ_1 (nats per step)
+  is above / below it. Only then is the lyapunov analysis run, with its own long default probe
+  (the seed, input scale and input file of the check's probe), for λ_1 alone (k = 1).
 
 Baseline regressions (``--baseline FILE``, tolerances configurable): the spectral radius up by
 more than ``radius-tolerance`` (relative, default 5 %), the norm at the largest lag down by more
@@ -19,14 +22,20 @@ than ``norm-drop``× (default 10), or the largest per-lag norm up by more than `
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from rnngrad.bptt.options import BpttOptions
 from rnngrad.gate.baseline import compare
-from rnngrad.gate.config import CheckConfig, config_from_values
+from rnngrad.gate.config import LYAPUNOV_THRESHOLDS, CheckConfig, config_from_values
 from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelFigures, Threshold,
                                   ThresholdLimit)
-from rnngrad.report import log10_value, power10
+from rnngrad.lyapunov.verdict import LyapunovVerdict
+from rnngrad.report import finite_or_none, log10_value, power10
+
+if TYPE_CHECKING:
+    from rnngrad.lyapunov.report import RecurrenceExponents
 
 Progress = Callable[[int, int, str], None]
 
@@ -47,6 +56,9 @@ def measure(source: Any, config: CheckConfig,
     spec_report = spectrum(bundle, SpectrumOptions(**vars(options.read_options())))
     profile = bptt(bundle, options, on_progress=on_progress)
     measured = {item.recurrence.weight_hh: item for item in profile.recurrences}
+    exponents = (_largest_exponents(bundle, options, on_progress)
+                 if any(getattr(config, name) is not None for name in LYAPUNOV_THRESHOLDS)
+                 else {})
     figures = []
     for item in spec_report.recurrences:
         rec = item.recurrence
@@ -55,6 +67,7 @@ def measure(source: Any, config: CheckConfig,
         prof = measured.get(rec.weight_hh)
         rows = prof.rows if prof is not None else ()
         top = max(rows, key=lambda row: log10_value(row.log10_norm)) if rows else None
+        lyap = exponents.get(rec.weight_hh)
         figures.append(Figures(
             recurrence=rec, spectral_radius=radius, bound=item.bound,
             spectrum_verdict=item.verdict,
@@ -62,8 +75,29 @@ def measure(source: Any, config: CheckConfig,
             log10_norm_max=top.log10_norm if top else None,
             lag_last=rows[-1].lag if rows else None, lag_max=top.lag if top else None,
             verdict=prof.verdict if prof is not None else None,
-            overflowed=prof is not None and prof.overflow_step is not None))
+            overflowed=prof is not None and prof.overflow_step is not None,
+            lyapunov=lyap.exponents[0] if lyap is not None and lyap.exponents else None,
+            lyapunov_verdict=lyap.verdict if lyap is not None else None))
     return ModelFigures(model=spec_report.model, recurrences=tuple(figures))
+
+
+def _largest_exponents(bundle: Any, options: BpttOptions,
+                       on_progress: Progress | None) -> dict[str, RecurrenceExponents]:
+    """λ_1 of every recurrence by weight_hh: lyapunov's own probe lengths, the check's seed,
+    input scale and probe file (a probe of a hundred steps says nothing of a limit)."""
+    from dataclasses import replace
+
+    from rnngrad.lyapunov.analysis import lyapunov
+    from rnngrad.lyapunov.options import DEFAULT_PROBE, LyapunovOptions
+
+    probe = options.probe
+    spec = replace(DEFAULT_PROBE, seed=probe.seed, input_scale=probe.input_scale,
+                   inputs=probe.inputs, tokens=probe.tokens, tokens_file=probe.tokens_file)
+    report = lyapunov(bundle, LyapunovOptions(
+        probe=spec, k=1, modules=options.modules, dtype=options.dtype, device=options.device,
+        **vars(options.read_options())),
+        on_progress=on_progress)
+    return {item.recurrence.weight_hh: item for item in report.recurrences}
 
 
 # --- evaluating -----------------------------------------------------------------------------
@@ -124,8 +158,50 @@ def _bound(model: str, rec: Figures, limit: float) -> CheckResult:
                        value=rec.bound, limit=limit, passed=passed, message=message)
 
 
+def _lyapunov_value(rec: Figures) -> float | None:
+    """λ_1, with +∞ for states that overflowed and −∞ for annihilated directions (None: not
+    measured)."""
+    if rec.lyapunov is not None:
+        return rec.lyapunov
+    return {LyapunovVerdict.UNBOUNDED: math.inf,
+            LyapunovVerdict.STABLE: -math.inf}.get(rec.lyapunov_verdict)  # type: ignore[arg-type]
+
+
+def _lyapunov_text(value: float | None) -> str:
+    if value is None:
+        return "λ_1 was not measured"
+    if math.isinf(value):
+        return ("λ_1 is +∞ (the forward pass overflowed)" if value > 0
+                else "λ_1 is −∞ (every direction annihilated)")
+    return f"λ_1 = {value:+.4g} per step (×{math.exp(value):.4g})"
+
+
+# threshold -> (is λ_1 an upper limit, what failing means)
+_LYAPUNOV_LIMITS = {
+    Threshold.MAX_LYAPUNOV: (True, "perturbations and the gradients of long sequences grow "
+                                   "faster than allowed, whatever the clipping"),
+    Threshold.MIN_LYAPUNOV: (False, "gradients from far back vanish faster than allowed; the "
+                                    "memory is too short"),
+}
+
+
+def _lyapunov_limit(threshold: Threshold, model: str, rec: Figures, limit: float) -> CheckResult:
+    upper, meaning = _LYAPUNOV_LIMITS[threshold]
+    value = _lyapunov_value(rec)
+    passed = value is not None and (value <= limit if upper else value >= limit)
+    verb = "is above" if upper else "is below"
+    message = (f"{_lyapunov_text(value)} "
+               + (f"{'≤' if upper else '≥'} {limit:g}" if passed else
+                  f"{verb} {limit:g}: {meaning} (see `rnngrad lyapunov`)"))
+    return CheckResult(model=model, recurrence=rec.label, threshold=threshold,
+                       value=None if value is None else finite_or_none(value), limit=limit,
+                       passed=passed, message=message)
+
+
 _EVALUATORS = {Threshold.EXPLODE_ABOVE: _explode, Threshold.VANISH_BELOW: _vanish,
-               Threshold.MAX_SPECTRAL_RADIUS: _radius, Threshold.MAX_BOUND: _bound}
+               Threshold.MAX_SPECTRAL_RADIUS: _radius, Threshold.MAX_BOUND: _bound,
+               **{threshold: functools.partial(_lyapunov_limit, threshold)
+                  for threshold in _LYAPUNOV_LIMITS}}
 
 
 def _shown(log_value: float | None) -> float | None:

@@ -40,7 +40,9 @@ class CheckConfig:
     Thresholds (None = off): ``explode_above`` fails when the per-lag norm exceeds it at any
     checked lag; ``vanish_below`` when the norm at the largest checked lag is below it;
     ``max_spectral_radius`` when ρ exceeds it (W_hh for Elman cells, the rest-state Jacobian
-    for gated cells); ``max_bound`` when γ·σ_max exceeds it. Baseline tolerances:
+    for gated cells); ``max_bound`` when γ·σ_max exceeds it; ``max_lyapunov`` /
+    ``min_lyapunov`` when the largest Lyapunov exponent λ_1 (nats per step, ``rnngrad
+    lyapunov`` with its default probe) is above / below it. Baseline tolerances:
     ``radius_tolerance`` (relative rise of ρ), ``norm_drop`` and ``norm_rise`` (factors of the
     last-lag and the largest norm). ``baseline``: a baseline file to compare with; ``models``:
     the models checked when none are named. ``bptt``: how each model is measured.
@@ -50,6 +52,8 @@ class CheckConfig:
     vanish_below: float | None = None
     max_spectral_radius: float | None = None
     max_bound: float | None = None
+    max_lyapunov: float | None = None
+    min_lyapunov: float | None = None
     radius_tolerance: float = 0.05
     norm_drop: float = 10.0
     norm_rise: float = 10.0
@@ -84,7 +88,10 @@ class CheckConfig:
                                   f"e.g. {key(name)} = {getattr(BpttOptions(), name):g}")
 
 
-THRESHOLDS = ("explode_above", "vanish_below", "max_spectral_radius", "max_bound")
+THRESHOLDS = ("explode_above", "vanish_below", "max_spectral_radius", "max_bound",
+              "max_lyapunov", "min_lyapunov")
+# Thresholds on λ_1: `check` runs the lyapunov analysis only when one of them is set.
+LYAPUNOV_THRESHOLDS = ("max_lyapunov", "min_lyapunov")
 # BpttOptions fields the gate sets itself: the verdict thresholds follow the gate's.
 _GATE_OWNED = {"explode_above", "vanish_below", "probe"}
 

@@ -10,6 +10,7 @@ from typing import Any
 from rnngrad._version import __version__
 from rnngrad.bptt.verdict import ProfileVerdict
 from rnngrad.cells import RecurrenceId
+from rnngrad.lyapunov.verdict import LyapunovVerdict
 from rnngrad.report import SCHEMA_VERSION, ModelInfo, Record
 from rnngrad.spectrum.verdict import SpectrumVerdict
 
@@ -23,6 +24,8 @@ class Threshold(enum.StrEnum):
     VANISH_BELOW = "vanish-below"
     MAX_SPECTRAL_RADIUS = "max-spectral-radius"
     MAX_BOUND = "max-bound"
+    MAX_LYAPUNOV = "max-lyapunov"
+    MIN_LYAPUNOV = "min-lyapunov"
     BASELINE = "baseline"
     BASELINE_SPECTRAL_RADIUS = "baseline-spectral-radius"
     BASELINE_NORM_DROP = "baseline-norm-drop"
@@ -36,7 +39,9 @@ class Figures(Record):
     ``spectral_radius``: ρ(W_hh) for Elman cells, else ρ of the rest-state Jacobian;
     ``bound``: γ·σ_max; ``log10_norm_last`` / ``log10_norm_max``: log10 of the per-lag norm
     at the largest lag and at its worst lag (None when not measured, or when the forward pass
-    overflowed, which ``overflowed`` says).
+    overflowed, which ``overflowed`` says). ``lyapunov``: the largest Lyapunov exponent λ_1 in
+    nats per step, measured only when a Lyapunov threshold is set (None when not measured or
+    not finite: ``lyapunov_verdict`` says ``unbounded`` after an overflow, ``stable`` for −∞).
     """
 
     recurrence: RecurrenceId = field(metadata={"json": "flatten"})
@@ -49,6 +54,8 @@ class Figures(Record):
     lag_max: int | None
     verdict: ProfileVerdict | None
     overflowed: bool = False
+    lyapunov: float | None = None
+    lyapunov_verdict: LyapunovVerdict | None = None
 
     def json_extras(self) -> dict[str, Any]:
         if not self.overflowed:

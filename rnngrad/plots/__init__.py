@@ -29,8 +29,9 @@ from typing import Any, Callable
 from rnngrad.errors import OptionError
 from rnngrad.plots._common import TERM, require, target_kind
 
-__all__ = ["bptt_figure", "check_figure", "check_target", "plot_bptt", "plot_check",
-           "plot_spectrum", "save_plot", "spectrum_figure", "surface_figure"]
+__all__ = ["bptt_figure", "check_figure", "check_target", "lyapunov_figure", "plot_bptt",
+           "plot_check", "plot_lyapunov", "plot_spectrum", "save_plot", "spectrum_figure",
+           "surface_figure"]
 
 # command -> (module, figure function); the terminal pictures are rnngrad.plots.term.TEXTS
 _DRAWERS = {
@@ -38,6 +39,7 @@ _DRAWERS = {
     "bptt": ("rnngrad.plots.bptt", "bptt_figure"),
     "check": ("rnngrad.plots.check", "check_figure"),
     "surface": ("rnngrad.plots.surface", "surface_figure"),
+    "lyapunov": ("rnngrad.plots.lyapunov", "lyapunov_figure"),
 }
 
 
@@ -52,13 +54,12 @@ def check_target(target: str | Path) -> str:
 
 
 def save_plot(report: Any, target: str | Path) -> None:
-    """Draw ``report`` (spectrum, bptt, surface or check) to ``target``: a ``.png`` or ``.svg``
-    path,
-    or ``"term"`` (stdout). Anything with ``results`` draws as a check report."""
+    """Draw ``report`` (spectrum, bptt, surface, lyapunov or check) to ``target``: a ``.png``
+    or ``.svg`` path, or ``"term"`` (stdout). Anything with ``results`` draws as a check report."""
     command = getattr(report, "command", None) or ("check" if hasattr(report, "results") else None)
     if command not in _DRAWERS:
         raise OptionError(f"--plot cannot draw a {command or type(report).__name__} report",
-                          "use --plot with spectrum, bptt, surface or check")
+                          "use --plot with spectrum, bptt, surface, lyapunov or check")
     kind = check_target(target)
     if kind == TERM:
         from rnngrad.plots.term import TEXTS
@@ -82,6 +83,11 @@ def plot_bptt(report: Any, target: str | Path) -> None:
     save_plot(report, target)
 
 
+def plot_lyapunov(report: Any, target: str | Path) -> None:
+    """The running estimates of the top exponents and the spectrum with its errors."""
+    save_plot(report, target)
+
+
 def plot_check(report: Any, target: str | Path) -> None:
     """Value against limit for every threshold of a check report."""
     save_plot(report, target)
@@ -100,6 +106,11 @@ def bptt_figure(report: Any) -> Any:
 def surface_figure(report: Any) -> Any:
     """The surface picture as a :class:`matplotlib.figure.Figure` (current rcParams)."""
     return _figure("surface")(report)
+
+
+def lyapunov_figure(report: Any) -> Any:
+    """The lyapunov picture as a :class:`matplotlib.figure.Figure` (current rcParams)."""
+    return _figure("lyapunov")(report)
 
 
 def check_figure(report: Any) -> Any:

@@ -24,6 +24,8 @@ RULES = {
     "vanish-below": "‖∂s_T/∂s_(T−ℓ)‖ at the largest lag ≥ limit",
     "max-spectral-radius": "spectral radius ρ ≤ limit",
     "max-bound": "γ·σ_max ≤ limit (Pascanu et al. 2013, Sec. 2.1)",
+    "max-lyapunov": "largest Lyapunov exponent λ_1 ≤ limit (nats per step)",
+    "min-lyapunov": "largest Lyapunov exponent λ_1 ≥ limit (nats per step)",
 }
 
 

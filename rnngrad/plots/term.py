@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rnngrad.bptt.report import BpttReport
+from rnngrad.lyapunov.report import LyapunovReport
 from rnngrad.plots._common import clip_norms, model_name, y_range
 from rnngrad.plots.spectrum import eigenvalues
 from rnngrad.render.text import plain
@@ -23,6 +24,7 @@ from rnngrad.spectrum.report import SpectrumReport
 PANEL_HEIGHT = 24
 MAX_WIDTH = 120
 BINS = 12
+RUNNING_SHOWN = 4
 
 
 def render(draw: Any, panels: int, *, color: bool) -> str:
@@ -177,6 +179,38 @@ def _clip_panel(plot: Any, clip: Any, finite: np.ndarray, probes: int) -> None:
     plot.label("probes", axis="y")
 
 
+def lyapunov_text(report: LyapunovReport, *, color: bool = False) -> str:
+    """Per recurrence: the running estimates of the top exponents, with ±ε and 0."""
+    items = [item for item in report.recurrences if item.running is not None]
+
+    def draw(figure: Any) -> None:
+        for index, item in enumerate(items):
+            _running_panel(_panel(figure, index, len(items)), item)
+
+    header = f"rnngrad lyapunov · {plain(model_name(report.model.path))}\n" + "".join(
+        f"{plain(item.recurrence.label)}: {plain(item.reason)}\n"
+        for item in report.recurrences if item.running is None)
+    return header + (render(draw, len(items), color=color) if items else "")
+
+
+def _running_panel(plot: Any, item: Any) -> None:
+    steps = np.log10(np.array(item.running.steps, dtype=np.float64))
+    shown = item.running.exponents[:RUNNING_SHOWN]
+    for index, series in enumerate(shown):
+        _curve(plot, steps, series, f"λ_{index + 1}")
+    plot.line(item.edge, label=f"+ε = {item.edge:g}")
+    plot.line(-item.edge, label=f"−ε = {-item.edge:g}")
+    # the later half of each curve sets the scale: the first steps' estimates swing widely
+    later = [v for series in shown for v in series[len(series) // 2:] if v is not None]
+    bottom, top = y_range([later], [item.edge, -item.edge])
+    plot.ruler("y").lim(bottom, top)
+    plot.legend(x=float(steps[-1]), y=top, ha="right", va="top", relative=True)
+    plot.title(f"{plain(item.recurrence.label)}: {item.verdict}; running estimates of the top "
+               "exponents")
+    plot.label("log10 steps averaged", axis="x")
+    plot.label("λ (nats per step)", axis="y")
+
+
 def check_text(report: Any, *, color: bool = False) -> str:
     """Per threshold: the values (o passed, x failed) and the limits (+), one column per row."""
     results = list(report.results)
@@ -301,4 +335,4 @@ def _surface_growth_panel(plot: Any, report: Any) -> None:
 
 
 TEXTS = {"spectrum": spectrum_text, "bptt": bptt_text, "check": check_text,
-         "surface": surface_text}
+         "surface": surface_text, "lyapunov": lyapunov_text}

@@ -5,8 +5,8 @@ echo of the probe really used (:mod:`.spec`), making the sequences (:mod:`.seque
 specs (:mod:`.lags`), and the layers around a recurrence that probes and losses use, an input
 embedding and a linear head (:mod:`.heads`).
 
-What it may import: :mod:`rnngrad.io`, :mod:`rnngrad.cells`, :mod:`rnngrad.report`, NumPy,
-torch (in :mod:`.heads` only).
+What it may import: :mod:`rnngrad.io`, :mod:`rnngrad.cells`, :mod:`rnngrad.conventions`
+(options), :mod:`rnngrad.report`, NumPy, torch (in :mod:`.heads` only).
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ are made by :func:`rnngrad.probes.sequences.make_probe`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
+from rnngrad.conventions.options import with_settings
 from rnngrad.errors import ProbeError
 from rnngrad.report import Record
+
+O = TypeVar("O")
 
 DEFAULT_BURN_IN = 50
 # A probe of at least this many analysed steps stands for a long-running sequence, where a
@@ -166,3 +170,17 @@ def _number(text: str | None) -> float | None:
 
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def with_probe_settings(kind: type[O], options: O | None, settings: dict[str, Any]) -> O:
+    """``options`` (or the defaults of ``kind``, an options class with a ``probe`` field) with
+    keyword ``settings`` applied: its own fields, and :class:`ProbeSpec` fields for the probe
+    (``rnngrad.bptt(path, batch=4)``)."""
+    base = options if options is not None else kind()
+    probe_names = {spec.name for spec in fields(ProbeSpec)}
+    probe = {name: value for name, value in settings.items() if name in probe_names}
+    rest = {name: value for name, value in settings.items() if name not in probe_names}
+    if probe:
+        current = rest.get("probe", base.probe)  # type: ignore[attr-defined]
+        rest["probe"] = replace(current, **probe)
+    return with_settings(kind, base, rest)

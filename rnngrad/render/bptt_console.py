@@ -31,22 +31,23 @@ def bptt_view(report: BpttReport) -> Group:
     return Group(*parts)
 
 
-def probe_line(probe: ProbeEcho | None) -> str:
-    """The probe really used, in one line."""
+def probe_line(probe: ProbeEcho | None, tail: str = "anchor T = last step") -> str:
+    """The probe really used, in one line; ``tail`` says what the analysis does with it."""
     if probe is None:
         return "probe: none (nothing was run)"
     shape = "×".join(str(d) for d in probe.shape)
     start = initial_words(probe.initial_state)
     if probe.shape[2] == 0:
         return (f"probe: no input, {probe.batch} × {probe.shape[1]} steps (the recurrence has no "
-                f"input weights), {start}; anchor T = last step")
-    if probe.kind == "file":
-        return f"probe: {plain(probe.path)} ({shape}), {start}"
+                f"input weights), {start}; {tail}")
+    if probe.kind == "file":  # bptt runs a file whole; lyapunov cuts a burn-in off it
+        burn_in = f", burn-in {probe.burn_in} steps; {tail}" if probe.burn_in else ""
+        return f"probe: {plain(probe.path)} ({shape}), {start}{burn_in}"
     source = {"tokens": f"token ids from {plain(probe.path)}" if probe.path else
               "random token ids", "gaussian": "Gaussian inputs"}.get(probe.kind, probe.kind)
     scale = f", scale {probe.input_scale:g}" if probe.input_scale is not None else ""
     return (f"probe: {source} {shape} (B×T×I), seed {probe.seed}{scale}, burn-in "
-            f"{probe.burn_in} steps, {start}; anchor T = last step")
+            f"{probe.burn_in} steps, {start}; {tail}")
 
 
 def initial_words(initial_state: str | None) -> str:
@@ -104,9 +105,19 @@ def _details(item: RecurrenceProfile) -> Group:
     if item.share_beyond_10 is not None:
         extra.append(f"  W_hh gradient from lags > 10: {item.share_beyond_10:.1%}, > 100: "
                      f"{item.share_beyond_100:.1%}\n")
+    extra.append(omega_line(item))
     if item.directions is not None:
         extra.append(_directions(item.directions, item.verdict))
     return Group(head, table, extra)
+
+
+def omega_line(item: RecurrenceProfile) -> str:
+    """Pascanu's Ω in one line (Pascanu et al. 2013, Sec. 3.3, eq. 9)."""
+    window = f"lags 1..{item.rows[-1].lag}"
+    if item.omega is None:
+        return f"  Pascanu's Ω ({window}): not defined, ∂E/∂s became exactly zero\n"
+    return (f"  Pascanu's Ω ({window}): {fmt(item.omega)}, per step "
+            f"{fmt(item.omega_per_step)} (0: ‖∂E/∂s‖ kept each step)\n")
 
 
 def _sample(rows: tuple, count: int = MAX_ROWS) -> list:

@@ -24,6 +24,7 @@ VIEWS = {
     "spectrum": ("rnngrad.render.console", "spectrum_view"),
     "bptt": ("rnngrad.render.bptt_console", "bptt_view"),
     "surface": ("rnngrad.render.surface_console", "surface_view"),
+    "lyapunov": ("rnngrad.render.lyapunov_console", "lyapunov_view"),
     "check": ("rnngrad.render.check_console", "check_view"),
     "monitor": ("rnngrad.render.train_views", "monitor_view"),
 }

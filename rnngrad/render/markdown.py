@@ -22,7 +22,7 @@ class MarkdownRenderer:
 
     def render(self, report: Any) -> str:
         views = {"inspect": _inspect, "spectrum": _spectrum, "bptt": _bptt, "check": _check,
-                 "monitor": _monitor, "surface": _surface}
+                 "monitor": _monitor, "surface": _surface, "lyapunov": _lyapunov}
         command = getattr(report, "command", None)
         if command not in views:
             raise TypeError(f"no Markdown view for {type(report).__name__}")
@@ -113,9 +113,12 @@ def _bptt(report: Any) -> str:
                          fmt(row.rate), str(row.flag or "")])
     out += "".join(f"> **Caveat:** {md(caveat)}\n\n" for caveat in report.caveats)
     out += table(["recurrence", "lag", "norm", "log10", "per step", "flag"], rows)
-    out += "\n" + table(["recurrence", "state", "verdict", "why"],
-                        [[md(item.recurrence.label), item.state, f"**{item.verdict}**",
-                          md(item.reason)] for item in report.recurrences])
+    out += "\n" + table(["recurrence", "state", "Ω", "Ω per step", "verdict", "why"],
+                        [[md(item.recurrence.label), item.state, fmt(item.omega),
+                          fmt(item.omega_per_step), f"**{item.verdict}**", md(item.reason)]
+                         for item in report.recurrences])
+    out += ("\nΩ: Pascanu's regulariser `Σ_k (‖δ_(k+1) ∂s_(k+1)/∂s_k‖/‖δ_(k+1)‖ − 1)²` on the "
+            "probe loss, over the analysed lags (Pascanu et al. 2013, eq. 9).\n")
     clip = report.clip
     if clip is not None and clip.max_norm is not None:
         out += f"\nClip ({clip.regime}): {code(clip.line)} ({md(clip.rule_text)}).\n"
@@ -145,6 +148,33 @@ def _surface(report: Any) -> str:
     if report.grid is not None:
         out += "\n**Grid.** " + " ".join(md(line) + "." for line in grid_lines(report)) + "\n"
     out += f"\nClip: {code(report.clip.line)} ({md(report.clip.rule_text)}).\n"
+    return out + _notes(report.notes)
+
+
+def _lyapunov(report: Any) -> str:
+    from rnngrad.lyapunov.verdict import exponent_text
+    from rnngrad.render.lyapunov_console import memory_text
+
+    out = _title(report, "lyapunov")
+    out += table(["recurrence", "state", "λ_1 ± s.e.", "e^λ_1", "memory", "λ > ε", "D_KY",
+                  "verdict", "why"],
+                 [[md(item.recurrence.label), item.state,
+                   exponent_text(item.exponents[0], item.exponents_stderr[0])
+                   if item.exponents else "—", fmt(item.factor), md(memory_text(item)),
+                   "" if item.positive_count is None else str(item.positive_count),
+                   fmt(item.kaplan_yorke, 3), f"**{item.verdict}**", md(item.reason)]
+                  for item in report.recurrences])
+    for item in report.recurrences:
+        if not item.exponents:
+            continue
+        out += f"\n### {md(item.recurrence.label)}: exponents (nats per step)\n\n"
+        out += table(["i", "λ_i", "s.e.", "probe s.d.", "−1/λ_i (steps)"],
+                     [[str(index), exponent_text(value), fmt(item.exponents_stderr[index - 1], 2),
+                       fmt(item.exponents_probe_sd[index - 1], 2),
+                       fmt(item.time_scales[index - 1], 3)]
+                      for index, value in enumerate(item.exponents, start=1)])
+        if item.bptt is not None:
+            out += f"\nbptt: {md(item.bptt.text)}\n"
     return out + _notes(report.notes)
 
 

@@ -10,7 +10,9 @@ from rnngrad.render.text import plain
 
 VERDICT_STYLE = {"vanishing-guaranteed": "bold blue", "explosion-possible": "bold yellow",
                  "rest-unstable": "bold red", "undetermined": "bold cyan",
-                 "vanishing": "bold blue", "exploding": "bold red", "healthy": "bold green"}
+                 "vanishing": "bold blue", "exploding": "bold red", "healthy": "bold green",
+                 "chaotic": "bold red", "edge-of-chaos": "bold green", "stable": "bold blue",
+                 "unbounded": "bold red"}
 
 
 def verdict_text(verdict: str) -> Text:
