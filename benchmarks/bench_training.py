@@ -108,13 +108,19 @@ THRESHOLDS = {"bptt": ("bptt", 1), "surface": ("surface", 1), "10x": ("surface",
 
 
 def profile(model: AddingRNN, length: int) -> dict:
-    """log10 ‖∂s_T/∂s_(T−ℓ)‖ at lags 1, T/2, T on 8 task sequences."""
+    """log10 ‖∂s_T/∂s_(T−ℓ)‖ at lags 1, T/2, T on 8 task sequences, and λ_1 (``rnngrad
+    lyapunov``, k = 1) on 4 task sequences of 1000 + 3000 steps."""
     x, _ = adding_problem(8, length, torch.Generator().manual_seed(99))
+    long, _ = adding_problem(4, 4000, torch.Generator().manual_seed(98))
     with tempfile.TemporaryDirectory() as folder:
         np.save(Path(folder) / "x.npy", x.double().numpy())
+        np.save(Path(folder) / "long.npy", long.double().numpy())
         report = rnngrad.bptt(model, lags=f"1,{length // 2},{length}",
                               inputs=str(Path(folder) / "x.npy"), profile_only=True)
-    return {row.lag: row.log10_norm for row in report.recurrences[0].rows}
+        exponents = rnngrad.lyapunov(model, k=1, inputs=str(Path(folder) / "long.npy"),
+                                     burn_in=1000)
+    shape = {row.lag: row.log10_norm for row in report.recurrences[0].rows}
+    return {"profile": shape, "lambda_1": exponents.recurrences[0].exponents[0]}
 
 
 def train_one(setting: str, length: int, seed: int, args: argparse.Namespace) -> Run:
@@ -184,9 +190,15 @@ def monitor_overhead(length: int, args: argparse.Namespace) -> tuple[float, floa
     return times[0], times[1]
 
 
+def _profile_text(measured: dict) -> str:
+    shape = ", ".join(f"{v:.1f}" for v in measured["profile"].values())
+    top = measured["lambda_1"]
+    return f"{shape}; {'−∞' if top is None else f'{top:+.3f}'}"
+
+
 def table(runs: list[Run], lengths: tuple[int, ...]) -> str:
     lines = ["| setting | T | diverged | spiked | solved (MSE < 0.04) | final MSE (median) | "
-             "threshold (median) | steps clipped | log10 ‖∂s_T/∂s_(T−ℓ)‖ at ℓ = 1, T/2, T: "
+             "threshold (median) | steps clipped | log10 ‖∂s_T/∂s_(T−ℓ)‖ at ℓ = 1, T/2, T; λ_1: "
              "before → after (seed 0) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for setting in SETTINGS:
         for length in lengths:
@@ -198,8 +210,8 @@ def table(runs: list[Run], lengths: tuple[int, ...]) -> str:
             solved = sum(r.final_mse is not None and r.final_mse < SOLVED_MSE for r in group)
             thresholds = [r.threshold for r in group if r.threshold is not None]
             first = group[0]
-            shape = ", ".join(f"{v:.1f}" for v in first.before.values())
-            after = ", ".join(f"{v:.1f}" for v in first.after.values()) or "diverged"
+            shape = _profile_text(first.before)
+            after = _profile_text(first.after) if first.after else "diverged"
             lines.append(
                 f"| {setting} | {length} | {sum(r.diverged for r in group)}/{len(group)} | "
                 f"{sum(r.spikes > 0 for r in group)}/{len(group)} | "

@@ -34,15 +34,16 @@ __all__ = ["RnngradCallback"]
 class RnngradCallback(Callback):
     """Monitor (and clip) a LightningModule's recurrent gradients (see the module doc).
 
-    ``every``, ``lags``, ``probe``, ``lyapunov``: as :class:`GradientMonitor`; ``clip``: None,
+    ``every``, ``lags``, ``probe``, ``lyapunov_every``: as :class:`GradientMonitor`; ``clip``: None,
     a rule name for :class:`Clipper` (``"pascanu"``, ``"autoclip"``) or a ``Clipper``. Don't
     combine ``clip`` with ``Trainer(gradient_clip_val=...)``.
     """
 
     def __init__(self, *, every: int = 100, lags: str | None = None, probe: Any = None,
-                 lyapunov: bool = True, clip: str | Clipper | None = None) -> None:
+                 lyapunov_every: int | None = None,
+                 clip: str | Clipper | None = None) -> None:
         super().__init__()
-        self.monitor_options = {"every": every, "probe": probe, "lyapunov": lyapunov,
+        self.monitor_options = {"every": every, "probe": probe, "lyapunov_every": lyapunov_every,
                                 **({"lags": lags} if lags is not None else {})}
         self.clipper = Clipper(clip) if isinstance(clip, str) else clip
         self.monitor: GradientMonitor | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_training_is_bit_for_bit_the_same_with_the_monitor(tmp_path):
 def test_monitor_records_the_real_gradient_norm_and_the_profile():
     model = fresh()
     records = []
-    monitor = GradientMonitor(model, every=4, log=records.append, lyapunov=False)
+    monitor = GradientMonitor(model, every=4, log=records.append, lyapunov_every=0)
     data = torch.Generator().manual_seed(3)
     x, y = adding_problem(8, 20, data)
     loss = torch.nn.functional.mse_loss(model(x), y)
@@ -98,9 +99,29 @@ def test_monitor_records_the_real_gradient_norm_and_the_profile():
     assert profile["spectral_radius"] == pytest.approx(radius, rel=1e-9)
 
 
+def test_monitor_lambda_1_closed_form_and_cadence():
+    """No input, no bias: the state stays at 0, where tanh' = 1, so J_t = W_hh = 0.8 Q (Q
+    orthogonal) at every step and λ_1 = ln 0.8 exactly; λ_1 is measured at the first profile
+    and every ``lyapunov_every`` steps, not at the others."""
+    torch.manual_seed(0)
+    model = AddingRNN(hidden=16).double()
+    q, _ = torch.linalg.qr(torch.randn(16, 16, dtype=torch.float64))
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.copy_(0.8 * q)
+        for name in ("weight_ih_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(model.rnn, name).zero_()
+    monitor = GradientMonitor(model, every=2, lyapunov_every=4)
+    for _ in range(4):
+        monitor.step()
+    assert [p.step for p in monitor.points] == [1, 2, 4]
+    values = [p.recurrences[0].lyapunov for p in monitor.points]
+    assert values[0] == pytest.approx(math.log(0.8), abs=1e-9)
+    assert values[1] is None and values[2] == pytest.approx(math.log(0.8), abs=1e-9)
+
+
 def test_monitor_summary_round_trips_and_renders(tmp_path):
     model = fresh(cell="lstm")
-    monitor = GradientMonitor(model, every=3, lyapunov=False)
+    monitor = GradientMonitor(model, every=3, lyapunov_every=0)
     train(model, 6, monitor)
     summary = monitor.summary()
     assert summary.steps == 6 and [p.step for p in summary.points] == [1, 3, 6]
@@ -115,11 +136,11 @@ def test_monitor_summary_round_trips_and_renders(tmp_path):
 
 def test_file_sinks(tmp_path):
     model = fresh()
-    train(model, 4, GradientMonitor(model, every=2, log=tmp_path / "m.csv", lyapunov=False))
+    train(model, 4, GradientMonitor(model, every=2, log=tmp_path / "m.csv", lyapunov_every=0))
     rows = list(csv.DictReader((tmp_path / "m.csv").open()))
     assert [r["step"] for r in rows if r["name"] == "grad_norm"] == ["1", "2", "3", "4"]
     assert any(r["name"] == "rnn L0/log10_norm@50" for r in rows)
-    train(model, 2, GradientMonitor(model, every=2, log=tmp_path / "m.jsonl", lyapunov=False))
+    train(model, 2, GradientMonitor(model, every=2, log=tmp_path / "m.jsonl", lyapunov_every=0))
     lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert lines[0]["step"] == 1 and "grad_norm" in lines[0]
 
@@ -128,7 +149,7 @@ def test_tensorboard_sink_writes_scalars_and_the_profile(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     model = fresh()
-    monitor = GradientMonitor(model, every=2, log=tmp_path / "tb", lyapunov=False)
+    monitor = GradientMonitor(model, every=2, log=tmp_path / "tb", lyapunov_every=0)
     train(model, 4, monitor)
     monitor.close()
     events = EventAccumulator(str(tmp_path / "tb"))
@@ -367,7 +388,7 @@ def test_lightning_trainer_fit_with_the_callback(tmp_path):
 
     x, y = adding_problem(64, 20, torch.Generator().manual_seed(0))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
-    callback = RnngradCallback(every=4, clip="autoclip", lyapunov=False)
+    callback = RnngradCallback(every=4, clip="autoclip", lyapunov_every=0)
     callback.clipper.warmup = 2
     trainer = pl.Trainer(max_epochs=1, logger=CSVLogger(str(tmp_path)), callbacks=[callback],
                          enable_progress_bar=False, enable_model_summary=False,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from rnngrad.bptt.options import BpttOptions
 from rnngrad.gate.baseline import compare
@@ -33,9 +33,6 @@ from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelFigure
                                   ThresholdLimit)
 from rnngrad.lyapunov.verdict import LyapunovVerdict
 from rnngrad.report import finite_or_none, log10_value, power10
-
-if TYPE_CHECKING:
-    from rnngrad.lyapunov.report import RecurrenceExponents
 
 Progress = Callable[[int, int, str], None]
 
@@ -48,6 +45,7 @@ def measure(source: Any, config: CheckConfig,
     """Run spectrum and bptt on one model with the config's probe settings."""
     from rnngrad.bptt.analysis import bptt
     from rnngrad.conventions.understand import understand
+    from rnngrad.lyapunov.analysis import largest_exponents
     from rnngrad.spectrum.analysis import spectrum
     from rnngrad.spectrum.options import SpectrumOptions
 
@@ -56,7 +54,7 @@ def measure(source: Any, config: CheckConfig,
     spec_report = spectrum(bundle, SpectrumOptions(**vars(options.read_options())))
     profile = bptt(bundle, options, on_progress=on_progress)
     measured = {item.recurrence.weight_hh: item for item in profile.recurrences}
-    exponents = (_largest_exponents(bundle, options, on_progress)
+    exponents = (largest_exponents(bundle, options, on_progress)
                  if any(getattr(config, name) is not None for name in LYAPUNOV_THRESHOLDS)
                  else {})
     figures = []
@@ -79,25 +77,6 @@ def measure(source: Any, config: CheckConfig,
             lyapunov=lyap.exponents[0] if lyap is not None and lyap.exponents else None,
             lyapunov_verdict=lyap.verdict if lyap is not None else None))
     return ModelFigures(model=spec_report.model, recurrences=tuple(figures))
-
-
-def _largest_exponents(bundle: Any, options: BpttOptions,
-                       on_progress: Progress | None) -> dict[str, RecurrenceExponents]:
-    """λ_1 of every recurrence by weight_hh: lyapunov's own probe lengths, the check's seed,
-    input scale and probe file (a probe of a hundred steps says nothing of a limit)."""
-    from dataclasses import replace
-
-    from rnngrad.lyapunov.analysis import lyapunov
-    from rnngrad.lyapunov.options import DEFAULT_PROBE, LyapunovOptions
-
-    probe = options.probe
-    spec = replace(DEFAULT_PROBE, seed=probe.seed, input_scale=probe.input_scale,
-                   inputs=probe.inputs, tokens=probe.tokens, tokens_file=probe.tokens_file)
-    report = lyapunov(bundle, LyapunovOptions(
-        probe=spec, k=1, modules=options.modules, dtype=options.dtype, device=options.device,
-        **vars(options.read_options())),
-        on_progress=on_progress)
-    return {item.recurrence.weight_hh: item for item in report.recurrences}
 
 
 # --- evaluating -----------------------------------------------------------------------------

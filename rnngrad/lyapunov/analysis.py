@@ -22,6 +22,7 @@ import torch
 
 from rnngrad.bptt.analysis import (DTYPES, SMALL_STATE, initial_for, probe_for, torch_device,
                                    torch_threads)
+from rnngrad.bptt.options import BpttOptions
 from rnngrad.cells import Recurrence
 from rnngrad.cells.base import cell_weights
 from rnngrad.cells.stack import (ForwardOverflow, Group, group_recurrences, select_groups,
@@ -31,7 +32,7 @@ from rnngrad.errors import ProbeError, ResourceError
 from rnngrad.io import WeightBundle
 from rnngrad.lyapunov import meaning
 from rnngrad.lyapunov.agreement import bptt_agreements
-from rnngrad.lyapunov.options import LyapunovOptions, lyapunov_options
+from rnngrad.lyapunov.options import DEFAULT_PROBE, LyapunovOptions, lyapunov_options
 from rnngrad.lyapunov.qr import RawSpectrum, initial_basis, qr_exponents
 from rnngrad.lyapunov.report import LyapunovReport, RecurrenceExponents, RunningEstimates
 from rnngrad.lyapunov.verdict import LyapunovVerdict, lyapunov_verdict, overflow_reason
@@ -66,6 +67,21 @@ def lyapunov(source: Any, options: LyapunovOptions | None = None, *,
     return LyapunovReport(model=ModelInfo.of(understood.bundle),
                           probe=probe_used.echo() if probe_used else None, options=options,
                           recurrences=tuple(items), notes=understood.notes)
+
+
+def largest_exponents(bundle: WeightBundle, options: BpttOptions,
+                      on_progress: Progress | None = None) -> dict[str, RecurrenceExponents]:
+    """λ_1 of every recurrence of ``options.modules``, by weight_hh name, for ``check`` and the
+    training monitor: lyapunov's own long probe (a window of a hundred steps says nothing of a
+    limit) with the bptt options' seed, input scale, probe file, precision and reading."""
+    probe = options.probe
+    spec = replace(DEFAULT_PROBE, seed=probe.seed, input_scale=probe.input_scale,
+                   inputs=probe.inputs, tokens=probe.tokens, tokens_file=probe.tokens_file,
+                   initial_state=probe.initial_state)
+    report = lyapunov(bundle, LyapunovOptions(
+        probe=spec, k=1, modules=options.modules, dtype=options.dtype, device=options.device,
+        **vars(options.read_options())), on_progress=on_progress)
+    return {item.recurrence.weight_hh: item for item in report.recurrences}
 
 
 def lyapunov_probe(bundle: WeightBundle, group: Group, options: LyapunovOptions) -> Probe:

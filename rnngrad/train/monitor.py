@@ -14,7 +14,9 @@ monitor records the real parameter-gradient norm ‖∇θ‖ of the whole model.
 steps it measures the current weights of every ``nn.RNN``/``nn.LSTM``/``nn.GRU`` in the model
 (any nesting): the per-lag profile ‖∂s_T/∂s_(T−ℓ)‖ on a seeded probe (``rnngrad bptt``'s
 profile alone, :class:`~rnngrad.bptt.options.BpttOptions` ``profile_only``), ρ and γσ_max
-(``rnngrad spectrum``), and the largest Lyapunov exponent λ_1 when ``lyapunov`` is on. The
+(``rnngrad spectrum``), and every ``lyapunov_every`` steps the largest Lyapunov exponent λ_1
+(``rnngrad lyapunov``'s long probe, k = 1; it costs several profiles, so by default it is
+measured at every tenth profile and at the first; 0 turns it off). The
 measurement reads a detached float64 copy of the weights under ``torch.no_grad()`` and keeps
 nothing of it afterwards; it uses its own seeded random numbers, never torch's global
 generator, so training runs bit for bit as without the monitor.
@@ -41,21 +43,27 @@ DEFAULT_LAGS = "log:1..50:12"
 class GradientMonitor:
     """Watches a live ``torch.nn.Module`` holding recurrent modules (see the module doc).
 
-    ``every``: measure the profile every that many steps (and at the first); ``lags`` and
+    ``every``: measure the profile every that many steps (and at the first); ``lyapunov_every``:
+    λ_1 every that many steps (default 10 × ``every``; 0: never); ``lags`` and
     ``probe``: the profile's lags and probe (default: 12 log-spaced lags up to 50 on 4 seeded
     Gaussian sequences, small enough to cost little next to training); ``options``: any other
     :class:`BpttOptions`; ``log``: where the records go (:mod:`rnngrad.train.sinks`).
     """
 
     def __init__(self, model: torch.nn.Module, *, every: int = 100, lags: str = DEFAULT_LAGS,
-                 probe: ProbeSpec | None = None, log: Any = None, lyapunov: bool = True,
-                 options: BpttOptions | None = None) -> None:
+                 probe: ProbeSpec | None = None, log: Any = None,
+                 lyapunov_every: int | None = None, options: BpttOptions | None = None) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise OptionError(f"GradientMonitor every={every!r} must be a positive integer",
                               "e.g. every=100")
+        lyapunov_every = 10 * every if lyapunov_every is None else lyapunov_every
+        if (not isinstance(lyapunov_every, int) or isinstance(lyapunov_every, bool)
+                or lyapunov_every < 0):
+            raise OptionError(f"GradientMonitor lyapunov_every={lyapunov_every!r} must be an "
+                              "integer ≥ 0", "e.g. lyapunov_every=1000; 0 turns λ_1 off")
         self.model = model
         self.every = every
-        self.lyapunov = lyapunov
+        self.lyapunov_every = lyapunov_every
         self.options = BpttOptions(**{**_fields(options), "lags": lags,
                                       "probe": probe or ProbeSpec(batch=4),
                                       "profile_only": True})
@@ -103,15 +111,16 @@ class GradientMonitor:
                         "profile": {str(row.lag): row.log10_norm for row in item.rows}})
         return point
 
-    def _lyapunov(self, bundle: Any) -> dict[str, float]:
-        """λ_1 per recurrence (weight_hh name), when asked for and available."""
-        if not self.lyapunov:
+    def _lyapunov(self, bundle: Any) -> dict[str, float | None]:
+        """λ_1 per recurrence (weight_hh name) when it is due: at the first measurement and
+        every ``lyapunov_every`` steps."""
+        due = self.lyapunov_every and (self.steps <= 1 or self.steps % self.lyapunov_every == 0)
+        if not due:
             return {}
-        try:
-            from rnngrad.lyapunov.analysis import largest_exponents
-        except ImportError:  # the Lyapunov analysis is not part of this installation
-            return {}
-        return largest_exponents(bundle, self.options)
+        from rnngrad.lyapunov.analysis import largest_exponents
+
+        return {name: item.exponents[0] if item.exponents else None
+                for name, item in largest_exponents(bundle, self.options).items()}
 
     def summary(self) -> MonitorSummary:
         """What the monitor saw, as a typed report the renderers print."""
