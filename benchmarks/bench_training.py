@@ -15,7 +15,7 @@ rest PyTorch's default init; plain SGD (``--lr``), batches of 20, sequence lengt
   head, ``--targets``; the default rule ``auto``), which knows nothing of the learning rate;
 - ``surface``: clipping at ``rnngrad surface --lr``'s recommendation on the same sequences
   (the default rule ``curvature``: the smaller of the average norm and ‖g‖/(η·λ_max));
-- ``online``: :class:`rnngrad.train.Clipper` (``autoclip``, warm-up 50 steps);
+- ``online``: :class:`rnngrad.train.Clipper` (``autoclip``, from the first step);
 - ``10x``: clipping at ten times the ``surface`` threshold (a threshold set too high);
 - ``surface+omega``: the ``surface`` threshold plus Pascanu's Ω (weight ``--omega``) on the
   recurrence.
@@ -130,7 +130,7 @@ def train_one(setting: str, length: int, seed: int, args: argparse.Namespace) ->
     run.before = profile(model, length)
     clipper = None
     if setting == "online":
-        clipper = Clipper("autoclip", warmup=50)
+        clipper = Clipper("autoclip")
     elif setting in THRESHOLDS:
         command, factor = THRESHOLDS[setting]
         threshold = recommendation(model, length, seed, command, args.lr)

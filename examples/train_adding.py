@@ -51,7 +51,7 @@ def main() -> None:
     model = AddingRNN()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     monitor = GradientMonitor(model, every=args.every, log=args.log)       # 1
-    clipper = Clipper("autoclip", warmup=20)                                # 2
+    clipper = Clipper("autoclip")                                           # 2
 
     batches = torch.Generator().manual_seed(1)
     for step in range(args.steps):
