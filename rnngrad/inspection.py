@@ -42,6 +42,7 @@ class RecurrenceInfo(RecurrenceId):
 
     @classmethod
     def of(cls, rec: Recurrence) -> RecurrenceInfo:
+        """The info of ``rec``: its identity, its tensor names and the companions it lacks."""
         return cls(**vars(rec.identity()), weight_ih=rec.weight_ih, bias_ih=rec.bias_ih,
                    bias_hh=rec.bias_hh, weight_hr=rec.weight_hr, missing=rec.missing)
 
@@ -50,6 +51,8 @@ class RecurrenceInfo(RecurrenceId):
 
     @property
     def tensor_names(self) -> tuple[str, ...]:
+        """The tensors the recurrence uses, those it has of weight_ih, weight_hh, bias_ih, bias_hh
+        and weight_hr, in that order."""
         names = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.weight_hr)
         return tuple(name for name in names if name)
 
@@ -66,6 +69,7 @@ class InspectReport(Document):
 
     @property
     def unused(self) -> tuple[TensorRow, ...]:
+        """The tensors no recurrence uses, in file order."""
         return tuple(row for row in self.tensors if row.used_by is None)
 
     def json_extras(self) -> dict[str, Any]:

@@ -50,14 +50,18 @@ class RnngradCallback(Callback):
         self._trainer: Any = None
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        """Start a :class:`GradientMonitor` on the module, logging through the trainer's logger."""
         self._trainer = trainer
         self.monitor = GradientMonitor(pl_module, log=self._log, **self.monitor_options)
 
     def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
+        """Record ‖∇θ‖ of this backward pass (:meth:`GradientMonitor.step`), and measure the
+        profile when it is due."""
         if self.monitor is not None:
             self.monitor.step()
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        """Clip the module's gradients with the clipper, if any, and log the threshold used."""
         if self.clipper is None:
             return
         threshold, _ = self.clipper.clip_(pl_module.parameters())
@@ -73,8 +77,10 @@ class RnngradCallback(Callback):
         logger.log_metrics(metrics, step=self._trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
+        """The clipper's statistics (None without a clipper), saved in checkpoints."""
         return {"clipper": self.clipper.state_dict() if self.clipper is not None else None}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the clipper's statistics from a checkpoint, so a resumed run continues them."""
         if self.clipper is not None and state_dict.get("clipper") is not None:
             self.clipper.load_state_dict(state_dict["clipper"])

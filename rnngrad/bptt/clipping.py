@@ -45,6 +45,9 @@ from rnngrad.report import Record, finite_or_none
 
 
 class ClipRule(enum.StrEnum):
+    """The rule a threshold comes from: ``pascanu``, ``autoclip``, ``horizon`` or ``curvature``
+    (module doc); ``auto`` resolves to ``pascanu`` or ``horizon``."""
+
     PASCANU = "pascanu"
     AUTOCLIP = "autoclip"
     HORIZON = "horizon"
@@ -122,6 +125,7 @@ class ClipRecommendation(Record):
 
     @property
     def line(self) -> str:
+        """The ``clip_grad_norm_`` line to paste, or why there is no threshold."""
         if self.max_norm is None:
             return f"no clip threshold: {self.advice}"
         return f"torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={self.max_norm:.4g})"

@@ -36,6 +36,7 @@ TINY = 1e-300
 
 
 def tolerance_for(dtype: torch.dtype) -> float:
+    """The relative tolerance on σ in ``dtype``: 1e-10, or 100·eps where that is larger."""
     return max(1e-10, 100.0 * torch.finfo(dtype).eps)
 
 

@@ -14,6 +14,9 @@ from rnngrad.report import log10_value
 
 
 class ProfileVerdict(enum.StrEnum):
+    """The measured verdict of a per-lag profile: ``vanishing``, ``exploding`` or ``healthy``
+    (module doc)."""
+
     VANISHING = "vanishing"
     EXPLODING = "exploding"
     HEALTHY = "healthy"

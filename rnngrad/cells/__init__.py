@@ -59,11 +59,12 @@ class CellSpec:
 
     @property
     def gate_count(self) -> int:
+        """G, the number of gate blocks stacked along the rows of ``weight_hh`` (1, 3 or 4)."""
         return len(self.gates)
 
     def gamma(self, nonlinearity: str) -> float:
         """γ = sup |φ'| of the nonlinearity through which W_hh acts (Elman and rate cells);
-        1 for gated cells, whose gates make the bound a weak guide anyway (THEORY.md)."""
+        1 for gated cells, whose gates make the bound a weak guide anyway (docs/theory.md)."""
         return GAMMA.get(nonlinearity, 1.0) if self.name in ("rnn", "leaky") else 1.0
 
     def state_size(self, hidden_size: int, proj_size: int) -> int:
@@ -87,6 +88,8 @@ CELL_BY_GATE_COUNT: dict[int, str] = {SPECS[name].gate_count: name for name in (
 
 
 def recurrence_label(module: str, layer: int, direction: str, cell_module: bool) -> str:
+    """Short human name: ``encoder L0``, ``encoder L1 rev``, or a cell module's name alone;
+    ``(top)`` stands for the module of a bare state dict (``""``)."""
     where = module or "(top)"
     if cell_module:
         return where
@@ -131,14 +134,17 @@ class RecurrenceId(Record):
 
     @property
     def label(self) -> str:
+        """Short human name: ``encoder L0``, ``encoder L1 rev``, or a cell module's name."""
         return recurrence_label(self.module, self.layer, self.direction, self.cell_module)
 
     @property
     def spec(self) -> CellSpec:
+        """The :class:`CellSpec` of ``cell``."""
         return SPECS[self.cell]
 
     @property
     def state_size(self) -> int:
+        """The size S of the state s: P + H for an LSTM ([h; c]), else H."""
         return self.spec.state_size(self.hidden_size, self.proj_size)
 
 
@@ -194,6 +200,7 @@ class Recurrence:
 
     @property
     def spec(self) -> CellSpec:
+        """The :class:`CellSpec` of ``cell``."""
         return SPECS[self.cell]
 
     @property
@@ -210,18 +217,23 @@ class Recurrence:
 
     @property
     def gamma(self) -> float:
+        """γ = sup |φ'| of the nonlinearity through which W_hh acts (1 for gated cells)."""
         return self.spec.gamma(self.nonlinearity)
 
     @property
     def state_size(self) -> int:
+        """The size S of the state s: P + H for an LSTM ([h; c]), else H."""
         return self.spec.state_size(self.hidden_size, self.proj_size)
 
     @property
     def output_size(self) -> int:
+        """The width of the output h this direction passes on: P with projection, else H."""
         return self.proj_size or self.hidden_size
 
     @property
     def tensor_names(self) -> tuple[str, ...]:
+        """The tensors the recurrence uses, those it has of weight_ih, weight_hh, bias_ih, bias_hh
+        and weight_hr, in that order."""
         names = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.weight_hr)
         return tuple(name for name in names if name)
 

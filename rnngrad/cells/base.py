@@ -32,17 +32,23 @@ class Cell(Protocol):
     """
 
     def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,
-             nonlinearity: str) -> tuple[torch.Tensor, Any]: ...
+             nonlinearity: str) -> tuple[torch.Tensor, Any]:
+        """One step: s_t (B, S) from the input drive (B, G·H) and s_(t−1) (B, S), and a cache
+        for :meth:`jacobian`."""
 
     def jacobian(self, w: CellWeights, cache: Any, nonlinearity: str,
-                 out: torch.Tensor | None = None) -> torch.Tensor: ...
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """∂s_t/∂s_(t−1) from the step's cache, shape (B, S, S) (into ``out`` when given)."""
 
     def jacobian_product(self, w: CellWeights, cache: Any, nonlinearity: str,
-                         vectors: torch.Tensor) -> torch.Tensor: ...
+                         vectors: torch.Tensor) -> torch.Tensor:
+        """J_t V for V (B, S, K), shape (B, S, K), without forming J_t."""
 
-    def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor: ...
+    def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+        """The part of s_t the next layer sees, (B, P); ``hidden_size`` is H."""
 
-    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]: ...
+    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
+        """The square recurrent matrices by gate name, in the cell's gate order, for spectra."""
 
 
 @dataclass(frozen=True, kw_only=True)

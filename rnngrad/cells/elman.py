@@ -17,6 +17,7 @@ from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+    """The layer's output h_t: the state itself, (B, H)."""
     return state
 
 
@@ -38,4 +39,5 @@ def jacobian_product(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
+    """``{"hh": W_hh}`` (H × H)."""
     return {"hh": w.weight_hh}

@@ -21,10 +21,13 @@ from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+    """The layer's output h_t: the state itself, (B, H)."""
     return state
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    """One step from the input drive (B, 3H) and h (B, H); returns (h', cache), the cache
+    holding (h, r, σ'(a_r), z, σ'(a_z), n, φ'(a_n), W_hn h + b_hn)."""
     gate, candidate = gated(nonlinearity, 2)
     i_r, i_z, i_n = drive.chunk(3, dim=-1)
     h_r, h_z, h_n = w.recurrent_drive(state).chunk(3, dim=-1)
@@ -37,6 +40,7 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
 
 def jacobian(w: CellWeights, cache, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
+    """∂h'/∂h of the module doc, shape (B, H, H) (written into ``out`` when given)."""
     h, r, dr, z, dz, n, dn, h_n = cache
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
     through_n = (1 - z) * dn
@@ -56,4 +60,5 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
+    """``{"r": W_hr, "z": W_hz, "n": W_hn}``, each H × H (views of ``weight_hh``)."""
     return dict(zip(("r", "z", "n"), w.weight_hh.chunk(3, dim=0)))

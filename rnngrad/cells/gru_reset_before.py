@@ -36,6 +36,8 @@ def _recurrent_biases(w: CellWeights):
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    """One step from the input drive (B, 3H) and h (B, H), the reset gate applied to h before
+    W_hn; returns (h', cache), the cache holding (h, r, σ'(a_r), z, σ'(a_z), n, φ'(a_n))."""
     gate, candidate = gated(nonlinearity, 2)
     i_r, i_z, i_n = drive.chunk(3, dim=-1)
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
@@ -49,6 +51,8 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
 
 def jacobian(w: CellWeights, cache, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
+    """∂h'/∂h of the module doc (W_hn after the reset), shape (B, H, H) (into ``out`` when
+    given)."""
     h, r, dr, z, dz, n, dn = cache
     w_r, w_z, w_n = w.weight_hh.chunk(3, dim=0)
     through_n = (1 - z) * dn

@@ -55,6 +55,7 @@ class LeakyCell:
     nonlinearity: str
 
     def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+        """The rates r_t = φ(x_t), (B, N): the layer's output (``hidden_size`` is not needed)."""
         return rate_and_slope(state, self.nonlinearity)[0]
 
     def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,
@@ -79,4 +80,5 @@ class LeakyCell:
         return torch.add((1 - self.alpha) * vectors, scaled, alpha=self.alpha)
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
+        """``{"hh": W}`` (N × N); :func:`effective_matrix` gives the step Jacobian at rest."""
         return {"hh": w.weight_hh}

@@ -27,10 +27,14 @@ from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
+    """h_t, the first P (H without projection) entries of s_t = [h; c]: (B, P); ``hidden_size``
+    is H, the size of c."""
     return state[..., : state.shape[-1] - hidden_size]
 
 
 def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity: str):
+    """One step from the input drive (B, 4H) and s = [h; c] (B, P+H); returns ([h'; c'], cache),
+    the cache holding (c, i, σ'(a_i), f, σ'(a_f), g, φ'(a_g), o, σ'(a_o), ψ(c'), ψ'(c'))."""
     gate, candidate, cell_out = gated(nonlinearity, 3)
     hidden = w.weight_hh.shape[0] // 4
     h, c = state[..., :-hidden], state[..., -hidden:]
@@ -49,6 +53,8 @@ def step(w: CellWeights, drive: torch.Tensor, state: torch.Tensor, nonlinearity:
 
 def jacobian(w: CellWeights, cache, nonlinearity: str,
              out: torch.Tensor | None = None) -> torch.Tensor:
+    """∂[h'; c']/∂[h; c] with the blocks of the module doc, shape (B, P+H, P+H) (into ``out``
+    when given)."""
     c, i, di, f, df, g, dg, o, do, act_c, dact_c = cache
     w_i, w_f, w_g, w_o = w.weight_hh.chunk(4, dim=0)
     dc_dh = row_scaled(c * df, w_f) + row_scaled(g * di, w_i) + row_scaled(i * dg, w_g)
@@ -69,7 +75,7 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
     """J_t V for V = [V_h; V_c] (B, P+H, K), the blocks of :func:`jacobian` applied to V:
 
         c-rows:  (∂c'/∂h) V_h + f ⊙ V_c
-        h̃-rows: φ(c') σ'(a_o) ⊙ (W_ho V_h) + o φ'(c') ⊙ (c-rows)   (φ = tanh by default)
+        h̃-rows: ψ(c') σ'(a_o) ⊙ (W_ho V_h) + o ψ'(c') ⊙ (c-rows)   (ψ = tanh by default)
         h-rows:  W_hr (h̃-rows) with projection, else the h̃-rows
     """
     c, i, di, f, df, g, dg, o, do, act_c, dact_c = cache
@@ -85,6 +91,8 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
+    """``{"i": W_hi, "f": W_hf, "g": W_hg, "o": W_ho}``, each H × H; with projection the
+    products W_h* W_hr (module doc)."""
     blocks = dict(zip(("i", "f", "g", "o"), w.weight_hh.chunk(4, dim=0)))
     if w.weight_hr is not None:
         blocks = {name: block @ w.weight_hr for name, block in blocks.items()}

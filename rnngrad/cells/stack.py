@@ -205,14 +205,18 @@ class Group:
 
     @property
     def first(self) -> Recurrence:
+        """The bottom layer's first recurrence (its forward direction when it has one)."""
         return self.layers[0][0]
 
     @property
     def members(self) -> list[Recurrence]:
+        """Every recurrence of the group, bottom layer first, forward before reverse."""
         return [rec for layer in self.layers for rec in layer]
 
 
 def group_recurrences(recurrences: tuple[Recurrence, ...]) -> list[Group]:
+    """The recurrences as they run together: a :class:`Group` per stacked module (layers in
+    order, forward direction first) and one per cell module, in order of first appearance."""
     stacks: dict[str, dict[int, list[Recurrence]]] = defaultdict(lambda: defaultdict(list))
     order: list[str] = []
     singles: list[Group] = []
@@ -236,6 +240,8 @@ def group_recurrences(recurrences: tuple[Recurrence, ...]) -> list[Group]:
 
 
 def select_groups(groups: list[Group], modules: tuple[str, ...]) -> list[Group]:
+    """The groups ``--module`` names, in ``groups``' order (all of them when ``modules`` is
+    empty); a name not in the file is an OptionError."""
     if not modules:
         return groups
     chosen = [g for g in groups if g.name in modules]

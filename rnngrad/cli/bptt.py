@@ -25,6 +25,9 @@ ClipRule = Enum("ClipRule", {name: name for name in CLIP_RULES}, type=str)
 
 
 class FailOn(str, Enum):
+    """``--fail-on``: exit 1 when a recurrence's measured verdict is ``exploding``,
+    ``vanishing``, either (``unhealthy``), or ``never``."""
+
     never = "never"
     exploding = "exploding"
     vanishing = "vanishing"

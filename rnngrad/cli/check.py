@@ -20,6 +20,9 @@ CONFIG_PANEL = "Configuration and baseline"
 
 
 class CheckFormat(str, Enum):
+    """``check --format``: ``table``, ``json``, ``markdown``, or for CI ``github`` (workflow
+    commands) and ``junit`` (XML)."""
+
     table = "table"
     json = "json"
     markdown = "markdown"
@@ -28,6 +31,9 @@ class CheckFormat(str, Enum):
 
 
 class CheckFailOn(str, Enum):
+    """``check --fail-on``: ``any`` exits 1 when a threshold fails or a model cannot be checked;
+    ``never`` exits 0 regardless."""
+
     any = "any"
     never = "never"
 

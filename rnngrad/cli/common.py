@@ -39,12 +39,16 @@ def with_default(text: str, value: Any) -> str:
 
 
 class Format(str, Enum):
+    """``--format``: a Rich ``table``, ``json`` (docs/contract.md) or ``markdown``."""
+
     table = "table"
     json = "json"
     markdown = "markdown"
 
 
 class Activation(str, Enum):
+    """``--activation``: the nonlinearity of Elman layers, ``tanh`` or ``relu`` (as ``nn.RNN``)."""
+
     tanh = "tanh"
     relu = "relu"
 

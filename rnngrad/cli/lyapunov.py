@@ -23,6 +23,9 @@ Dtype = Enum("Dtype", {name: name for name in DTYPES}, type=str)
 
 
 class FailOn(str, Enum):
+    """``--fail-on``: exit 1 when a recurrence's verdict is ``chaotic`` (or ``unbounded``),
+    ``stable``, anything but ``edge-of-chaos`` (``not-edge``), or ``never``."""
+
     never = "never"
     chaotic = "chaotic"
     stable = "stable"

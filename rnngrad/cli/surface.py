@@ -27,6 +27,9 @@ ClipRule = Enum("SurfaceClipRule", {name: name for name in CLIP_RULES}, type=str
 
 
 class FailOn(str, Enum):
+    """``--fail-on``: exit 1 when the unclipped SGD step crosses a wall (``wall``), when
+    η ≥ 2/λ_max (``unstable``), either (``any``), or ``never``."""
+
     never = "never"
     wall = "wall"
     unstable = "unstable"

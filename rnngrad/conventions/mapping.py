@@ -243,6 +243,8 @@ def apply_map_metadata(bundle: WeightBundle) -> tuple[WeightBundle, RunSettings 
 
 def apply(bundle: WeightBundle, mappings: tuple[RateMapping, ...],
           notes: tuple[str, ...] = ()) -> WeightBundle:
+    """``bundle`` plus the recurrences ``mappings`` describe, their tensors derived from the
+    file's (:func:`~rnngrad.io.layout.with_derived`); ``notes`` say where the mappings came from."""
     derived: dict[str, Derived] = {}
     layouts = []
     for mapping in mappings:

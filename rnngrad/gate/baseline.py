@@ -34,10 +34,14 @@ def baseline_document(report: CheckReport) -> dict[str, Any]:
 
 
 def baseline_text(report: CheckReport) -> str:
+    """:func:`baseline_document` as the text ``--write-baseline`` writes (indented JSON, a final
+    newline)."""
     return json.dumps(baseline_document(report), indent=2, allow_nan=False) + "\n"
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
+    """The baseline at ``path`` (``--baseline``), at most :data:`MAX_BASELINE_BYTES`; an
+    OptionError when it is not JSON with a ``models`` object."""
     from rnngrad.io.textfiles import read_text
 
     text = read_text(path, "--baseline", MAX_BASELINE_BYTES)

@@ -204,6 +204,8 @@ def _matches(model: str, pattern: str, root: Path) -> bool:
 
 
 def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` in ``start`` or a folder above it, or None. It need not
+    have a ``[tool.rnngrad]`` table: the search stops at the first one found."""
     for folder in (start, *start.parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():

@@ -65,10 +65,12 @@ class Figures(Record):
 
     @property
     def label(self) -> str:
+        """The recurrence's short name (``encoder L0``)."""
         return self.recurrence.label
 
     @property
     def weight_hh(self) -> str:
+        """The recurrence's ``weight_hh`` tensor name, by which baselines match it."""
         return self.recurrence.weight_hh
 
 
@@ -105,6 +107,9 @@ class ModelError(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class ThresholdLimit(Record):
+    """One threshold in force and its limit; the JSON writes them as ``thresholds``
+    (name -> limit)."""
+
     name: str
     limit: float
 
@@ -128,14 +133,17 @@ class CheckReport(Record):
 
     @property
     def failed(self) -> tuple[CheckResult, ...]:
+        """The results that failed, in order."""
         return tuple(result for result in self.results if not result.passed)
 
     @property
     def ok(self) -> bool:
+        """No threshold failed and every model could be checked."""
         return not self.failed and not self.errors
 
     @property
     def model(self) -> ModelInfo | None:
+        """The first model's identity (the contract's ``model``); None when there is no model."""
         return self.models[0].model if self.models else None
 
     def to_dict(self) -> dict[str, Any]:

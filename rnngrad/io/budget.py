@@ -39,6 +39,7 @@ class MemoryBudget:
 
     @property
     def limit(self) -> int:
+        """The bytes allowed in all: ``cap``, or ``max_memory`` GiB when that is smaller."""
         if self.max_memory is None:
             return self.cap
         return min(self.cap, int(self.max_memory * GIB))

@@ -29,10 +29,12 @@ class TensorInfo:
 
     @property
     def is_float(self) -> bool:
+        """The dtype is float16, bfloat16, float32 or float64."""
         return self.dtype in FLOAT_DTYPES
 
     @property
     def numel(self) -> int:
+        """The number of elements (1 for a scalar)."""
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
 

@@ -82,6 +82,8 @@ class Derived:
 
 def derived_tensor(name: str, shape: tuple[int, ...], dtype: str,
                    compute: Callable[[], np.ndarray], origin: str) -> tuple[str, Derived]:
+    """``(name, Derived)`` for a tensor of ``shape`` and ``dtype`` that ``compute`` makes
+    (``origin``: from what), an item of :func:`with_derived`'s ``derived``."""
     return name, Derived(TensorInfo(name=name, shape=tuple(int(d) for d in shape), dtype=dtype),
                          compute, origin)
 
@@ -128,6 +130,8 @@ class LowRank:
     transposed: bool = False
 
     def describe(self) -> str:
+        """``W = scale · left right`` (``right`` with ᵀ when stored transposed), as reports show
+        it, the file's orientation noted when ``transposed``."""
         product = f"{self.left} {self.right}{'ᵀ' if self.right_transposed else ''}"
         text = f"W = {self.scale:.6g} · {product}"
         return f"{text}, transposed (columns orientation)" if self.transposed else text

@@ -19,6 +19,8 @@ MAX_NPZ_RATIO = 1000
 
 
 def read_npz(file: Path, sha: str) -> WeightBundle:
+    """The arrays of an ``.npz`` file (``sha``: its SHA-256), read without pickle: members are
+    size-checked first, object arrays skipped with a note."""
     _check_npz_sizes(file)
     try:
         archive = np.load(file, allow_pickle=False)

@@ -24,6 +24,9 @@ SAVE_STATE_DICT_HINT = "save model.state_dict() with torch.save or safetensors i
 
 
 def read_pytorch(file: Path, sha: str) -> WeightBundle:
+    """The tensors of a ``torch.save`` file (``sha``: its SHA-256), loaded with
+    ``weights_only=True``; a nested state dict is unwrapped and non-tensor entries skipped, each
+    with a note. Arrays are fetched as float64."""
     import pickle
 
     import torch

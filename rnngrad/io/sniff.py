@@ -16,6 +16,7 @@ from rnngrad.io.pytorch import SAVE_STATE_DICT_HINT
 
 
 def checked_path(path: str | Path) -> Path:
+    """``path`` as a Path to an existing regular file; anything else is a LoadError."""
     file = Path(path)
     if not file.exists():
         raise LoadError(f"{file}: no such file", "check the path")
@@ -29,6 +30,7 @@ def checked_path(path: str | Path) -> Path:
 
 
 def read_head(file: Path, size: int = 64) -> bytes:
+    """The first ``size`` bytes of ``file`` (fewer when it is shorter), for :func:`sniff`."""
     try:
         with file.open("rb") as handle:
             return handle.read(size)
@@ -38,6 +40,7 @@ def read_head(file: Path, size: int = 64) -> bytes:
 
 
 def sha256(file: Path) -> str:
+    """The file's SHA-256 as hex, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with file.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -25,6 +25,9 @@ from rnngrad.lyapunov.meaning import doubling_time, factor, half_life
 
 
 class LyapunovVerdict(enum.StrEnum):
+    """The verdict on λ_1 (module doc): ``chaotic`` (λ_1 > ε), ``edge-of-chaos`` (|λ_1| ≤ ε),
+    ``stable`` (λ_1 < −ε) or ``unbounded`` (the forward pass overflowed)."""
+
     CHAOTIC = "chaotic"
     EDGE = "edge-of-chaos"
     STABLE = "stable"

@@ -38,6 +38,10 @@ _EMBEDDING = re.compile(r"(^|\.)(embedding|embeddings|embed|emb|encoder|word_emb
 
 @dataclass(frozen=True, kw_only=True)
 class Head:
+    """The linear head the ``mse`` and ``ce`` losses go through: ``weight`` (C, W), ``bias``
+    (C,) or None, the weight's ``name`` in the file, and ``targets`` read from ``--targets``
+    (None: seeded random targets)."""
+
     weight: torch.Tensor
     bias: torch.Tensor | None
     name: str
@@ -57,6 +61,9 @@ def find_head(bundle: WeightBundle, top_layer: list[Recurrence]) -> str | None:
 
 def load_head(bundle: WeightBundle, name: str | None, loss: str, targets: str | None,
               dtype: torch.dtype, device) -> Head | None:
+    """The head ``name`` as tensors of ``dtype`` on ``device`` for ``loss`` ``mse`` or ``ce``;
+    None for ``readout`` and ``squared``, which use none. An unknown loss, or a head loss
+    without a head, is an OptionError."""
     if loss not in LOSSES:
         raise OptionError(f"--loss {loss!r} is not known", f"use one of: {', '.join(LOSSES)}")
     if loss in ("readout", "squared"):

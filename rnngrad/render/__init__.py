@@ -32,7 +32,8 @@ class Renderer(Protocol):
 
     extension: str
 
-    def render(self, report: Any) -> str: ...
+    def render(self, report: Any) -> str:
+        """The report as text in this renderer's format."""
 
 
 def renderer(fmt: str, **options: Any) -> Renderer:

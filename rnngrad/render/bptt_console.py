@@ -20,6 +20,8 @@ MAX_ROWS = 12
 
 
 def bptt_view(report: BpttReport) -> Group:
+    """A bptt report as Rich parts: model and probe lines, the summary, caveats, each
+    recurrence's details, the clip threshold and notes."""
     parts: list[Any] = [model_line(report, "bptt"), Text(probe_line(report.probe), style="dim"),
                         _summary(report)]
     parts += [Text(f"caveat: {plain(caveat)}", style="yellow") for caveat in report.caveats]

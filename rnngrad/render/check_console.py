@@ -16,6 +16,8 @@ from rnngrad.render.trend import (FIGURES_FOOTNOTE, figure_rows, figures_title, 
 
 
 def check_view(report: Any) -> Group:
+    """A check report as Rich parts: the thresholds table, a FAIL line per failed result, the
+    figures by model (for several models, or no results), a model legend and the summary."""
     ids = model_ids(report)
     parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
         f"  {len(report.models)} model(s); config: {plain(report.config_source or 'none')}"

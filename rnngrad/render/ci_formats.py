@@ -15,11 +15,14 @@ from rnngrad.render.text import plain
 
 
 def escape_data(text: str) -> str:
+    """``text`` as a workflow command's message: plain, with ``%``, CR and LF percent-encoded."""
     text = plain(text, newlines=True)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:
+    """``text`` as a workflow command's property value: :func:`escape_data`, and ``:`` and
+    ``,`` percent-encoded."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
@@ -29,6 +32,7 @@ class GithubRenderer:
     extension = ".txt"
 
     def render(self, report: Any) -> str:
+        """The report's workflow commands (:func:`render_github`)."""
         return render_github(report)
 
 
@@ -38,10 +42,13 @@ class JunitRenderer:
     extension = ".xml"
 
     def render(self, report: Any) -> str:
+        """The report as JUnit XML (:func:`render_junit`)."""
         return render_junit(report)
 
 
 def render_github(report: Any) -> str:
+    """An ``::error`` line per failed result (file = the model, title = threshold and
+    recurrence), then a ``::notice`` with the summary."""
     lines = []
     for result in report.failed:
         title = f"rnngrad {result.threshold} ({result.recurrence})"

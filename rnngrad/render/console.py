@@ -41,6 +41,8 @@ class ConsoleRenderer:
         self.color = color
 
     def renderable(self, report: Any) -> Any:
+        """The Rich renderable of the report's command (:data:`VIEWS`); a TypeError for a report
+        without a table view."""
         command = getattr(report, "command", None)
         if command not in VIEWS:
             raise TypeError(f"no table view for {type(report).__name__}")
@@ -48,6 +50,7 @@ class ConsoleRenderer:
         return getattr(importlib.import_module(module), function)(report)
 
     def render(self, report: Any) -> str:
+        """The report as text ``width`` columns wide, with ANSI colour only when ``color``."""
         buffer = io.StringIO()
         console = Console(file=buffer, width=self.width, no_color=not self.color,
                           force_terminal=self.color, highlight=False, emoji=False)
@@ -55,10 +58,13 @@ class ConsoleRenderer:
         return buffer.getvalue()
 
     def print(self, report: Any, console: Console) -> None:
+        """Print the report's view to ``console`` (colour as the console allows)."""
         console.print(self.renderable(report), highlight=False, emoji=False)
 
 
 def inspect_view(report: Any) -> Group:
+    """An inspect report as Rich parts: recurrences, tensors (unused ones marked), missing
+    companions, metadata and notes."""
     recs = Table(title="Recurrences", title_justify="left", expand=False)
     for column in ("recurrence", "cell", "H", "in", "nonlinearity", "params"):
         recs.add_column(column, justify="right" if column in ("H", "in", "params") else "left")
@@ -102,6 +108,8 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def spectrum_view(report: Any) -> Group:
+    """A spectrum report as Rich parts: a row per recurrent block, then each recurrence's
+    verdict, reason and top eigenvalues, and notes."""
     table = Table(title="Recurrent blocks", title_justify="left")
     for column in ("recurrence", "blk", "ρ", "σ_max", "σ_min", "κ", "|λ|>1", "|λ|>1/γ"):
         table.add_column(column, justify="left" if column in ("recurrence", "blk") else "right")

@@ -9,9 +9,12 @@ from rnngrad.report import finite_json
 
 
 class JsonRenderer:
+    """The ``json`` format: the report's ``to_dict`` (docs/contract.md)."""
+
     extension = ".json"
 
     def render(self, report: Any) -> str:
+        """``report.to_dict()`` as indented JSON, a final newline; NaN and ∞ are refused."""
         return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 

@@ -20,6 +20,8 @@ MAX_ROWS = 12
 
 
 def lyapunov_view(report: LyapunovReport) -> Group:
+    """A lyapunov report as Rich parts: model and probe lines, the summary, each recurrence's
+    details and notes."""
     steps = report.probe.steps if report.probe else 0
     parts: list[Any] = [model_line(report, "lyapunov"),
                         Text(probe_line(report.probe, f"{steps} steps averaged"), style="dim"),

@@ -18,9 +18,12 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>|~$])")
 
 
 class MarkdownRenderer:
+    """The ``markdown`` format: GitHub-flavoured tables (module doc)."""
+
     extension = ".md"
 
     def render(self, report: Any) -> str:
+        """The report as Markdown, by its command; a TypeError for a report without a view."""
         views = {"inspect": _inspect, "spectrum": _spectrum, "bptt": _bptt, "check": _check,
                  "monitor": _monitor, "surface": _surface, "lyapunov": _lyapunov}
         command = getattr(report, "command", None)

@@ -21,6 +21,8 @@ MAX_TENSORS = 12
 
 
 def surface_view(report: SurfaceReport) -> Group:
+    """A surface report as Rich parts: E and ‖∂E/∂θ‖, the tensors, the curvature, its growth,
+    the slice, the SGD step and paths, the ``--vary`` grid, the clip rule and notes."""
     parts: list[Any] = [model_line(report, "surface"), Text(probe_line(report.probe), style="dim"),
                         Text(module_line(report), style="dim"),
                         Text.assemble(("E = ", "bold"), fmt(report.loss), ("   ‖∂E/∂θ‖ = ", "bold"),

@@ -25,6 +25,8 @@ def point_rows(summary: Any) -> list[list[str]]:
 
 
 def norms_line(summary: Any) -> str:
+    """The gradient norms a monitor saw, in one line: count, mean, median, 10th percentile,
+    maximum, last, and how many were not finite."""
     stats = summary.grad_norms
     return (f"gradient norm over {stats.count} steps: mean {fmt(stats.mean)}, median "
             f"{fmt(stats.median)}, 10th pct {fmt(stats.p10)}, max {fmt(stats.maximum)}, last "
@@ -35,6 +37,8 @@ HEADER = ["step", "recurrence", "ρ", "γσ_max", "log10 ‖·‖ last", "λ_1",
 
 
 def monitor_view(summary: Any) -> Group:
+    """A monitor summary as Rich parts: the step count, :func:`norms_line`, and a row per
+    measurement and recurrence."""
     table = Table(title=f"Measured every {summary.every} steps (lags {plain(summary.lags)})",
                   title_justify="left")
     for column in HEADER:

@@ -99,8 +99,10 @@ def leading_eigenvectors(matrix: np.ndarray) -> tuple[complex, np.ndarray, np.nd
 
 
 def spectral_norm(matrix: np.ndarray) -> float:
+    """σ_max, the largest singular value of ``matrix`` (float64)."""
     return float(np.linalg.svd(np.asarray(matrix, dtype=np.float64), compute_uv=False)[0])
 
 
 def spectral_radius(matrix: np.ndarray) -> float:
+    """ρ = max |λ| over the eigenvalues of the square ``matrix`` (float64)."""
     return float(np.max(np.abs(np.linalg.eigvals(np.asarray(matrix, dtype=np.float64)))))

@@ -43,10 +43,12 @@ class Parameter:
 
     @property
     def size(self) -> int:
+        """The tensor's number of elements (1 for a scalar)."""
         return math.prod(self.shape)
 
     @property
     def span(self) -> slice:
+        """Where the tensor sits in p: ``offset`` to ``offset + size``."""
         return slice(self.offset, self.offset + self.size)
 
 

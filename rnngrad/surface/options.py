@@ -46,6 +46,7 @@ class VaryAxis:
 
     @property
     def is_direction(self) -> bool:
+        """Whether ``name`` is a direction (gradient, curvature, random), not a parameter."""
         return self.name in DIRECTIONS
 
 

@@ -18,8 +18,9 @@ taken, so clipping works from the first steps, where an untuned run explodes soo
 training benchmark's runs without clipping diverge around step 40). ``warmup=N`` instead
 collects N norms first, clipping at ``initial`` meanwhile (or not at all). Norms are those of
 the whole gradient before clipping; a non-finite norm is not recorded, and its gradient is
-left to the optimizer (``clip_`` returns it, so a training loop can skip the step). The
-statistics cost O(log n) per step (a running sum; a sorted list for the percentile). ``state_dict()`` /
+left to the optimizer (``clip_`` returns it, so a training loop can skip the step). Per step
+the statistics cost a running sum and one insertion into a sorted list for the percentile
+(a binary search, O(log n), then an O(n) shift of the list). ``state_dict()`` /
 ``load_state_dict()`` let a resumed run continue with the same statistics.
 """
 
@@ -102,6 +103,7 @@ class Clipper:
         return threshold, norm
 
     def state_dict(self) -> dict[str, Any]:
+        """The rule, its settings, every norm recorded and the counts (:meth:`load_state_dict`)."""
         return {"rule": self.rule, "warmup": self.warmup, "percentile": self.percentile,
                 "initial": self.initial, "max_norm": self.max_norm, "norms": list(self.norms),
                 "clipped": self.clipped, "steps": self.steps}

@@ -150,6 +150,8 @@ def gradient_norm(model: torch.nn.Module) -> float:
 
 
 def norm_stats(norms: list[float]) -> NormStats:
+    """Statistics of the gradient norms: mean, median, 10th percentile and maximum of the
+    finite ones (None when none is), counts, and the last norm (None when not finite)."""
     values = np.asarray(norms, dtype=np.float64)
     finite = values[np.isfinite(values)]
     last = float(values[-1]) if values.size and math.isfinite(values[-1]) else None

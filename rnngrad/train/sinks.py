@@ -62,6 +62,7 @@ class JsonLinesSink:
         self.handle.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self.handle.close()
 
 
@@ -81,6 +82,7 @@ class CsvSink:
         self.handle.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self.handle.close()
 
 
@@ -118,6 +120,7 @@ class TensorBoardSink:
         self.writer.add_figure(tag, figure, step)
 
     def close(self) -> None:
+        """Close the SummaryWriter, flushing what it holds."""
         self.writer.close()
 
 

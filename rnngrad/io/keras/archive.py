@@ -42,6 +42,8 @@ class StoredMember:
     length: int
 
     def open(self) -> io.RawIOBase:
+        """A read-only, seekable raw stream over the member's bytes alone (position 0 is
+        ``start``)."""
         return _Window(self.path, self.start, self.length)
 
 
@@ -56,6 +58,8 @@ class KerasArchive:
 
 
 def open_archive(file: Path, budget: MemoryBudget) -> KerasArchive:
+    """The weights, config and Keras version of a ``.keras`` archive, every member's size
+    checked before it is read (module doc); a damaged archive is a LoadError."""
     where = str(file)
     try:
         with zipfile.ZipFile(file) as zipped:

@@ -45,6 +45,7 @@ DAMAGED_HINT = "the file is damaged; re-save or re-download it"
 
 
 def h5py_module():
+    """The ``h5py`` module, or a LoadError saying how to install it."""
     try:
         import h5py
     except ImportError:
@@ -92,6 +93,7 @@ class SafeHDF5:
 
     @property
     def root(self):
+        """The file's root group."""
         return self.file
 
     # --- links ---------------------------------------------------------------------------
@@ -108,6 +110,8 @@ class SafeHDF5:
                             DAMAGED_HINT) from None
 
     def has(self, group, name: str) -> bool:
+        """Whether ``group`` has a hard link ``name``; a soft, external or user-defined link is a
+        LoadError."""
         return self._link(group, name) is not None
 
     def node(self, group, path: str):
@@ -180,9 +184,11 @@ class SafeHDF5:
     # --- objects -------------------------------------------------------------------------
 
     def is_group(self, obj) -> bool:
+        """Whether ``obj`` is an HDF5 group."""
         return isinstance(obj, self.h5py.Group)
 
     def is_dataset(self, obj) -> bool:
+        """Whether ``obj`` is an HDF5 dataset."""
         return isinstance(obj, self.h5py.Dataset)
 
     def dataset(self, group, path: str):
@@ -239,6 +245,7 @@ class SafeHDF5:
         return dataset
 
     def shape_and_dtype(self, dataset) -> tuple[tuple[int, ...], str]:
+        """The dataset's shape and dtype name, after :meth:`checked` (no data is read)."""
         checked = self.checked(dataset)
         return tuple(int(d) for d in checked.shape), str(checked.dtype)
 
@@ -312,6 +319,7 @@ class SafeHDF5:
         return out
 
     def has_attribute(self, obj, name: str) -> bool:
+        """Whether ``obj`` has the attribute ``name``; unreadable attributes are a LoadError."""
         try:
             return name in obj.attrs
         except H5_ERRORS as exc:
@@ -345,6 +353,7 @@ def nbytes(shape: tuple[int, ...], itemsize: int) -> int:
 
 
 def text(value: Any) -> str:
+    """An HDF5 string as ``str``: bytes decoded as UTF-8 (bad bytes replaced), else ``str()``."""
     if isinstance(value, (bytes, np.bytes_)):
         return bytes(value).decode("utf-8", errors="replace")
     return str(value)

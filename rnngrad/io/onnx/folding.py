@@ -48,6 +48,8 @@ class Scope:
         self.tensor = tensor
 
     def find(self, name: str):
+        """The scope, this one or an enclosing one, that produces or initialises ``name``; None
+        when the nearest scope naming it has it as a graph input, or none names it."""
         scope: Scope | None = self
         while scope is not None:
             if name in scope.producers or name in scope.initializers:
@@ -109,6 +111,8 @@ class ConstantFolder:
         return self.cache[(id(target[0]), target[1])]
 
     def sources(self, name: str, scope: Scope) -> frozenset[str]:
+        """The initializers the value ``name`` seen from ``scope`` was computed from (empty until
+        :meth:`value` has evaluated it)."""
         owner = scope.find(name)
         return self.origins.get((id(owner), name), frozenset()) if owner else frozenset()
 

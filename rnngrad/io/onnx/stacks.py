@@ -56,14 +56,17 @@ class RnnNode:
 
     @property
     def scope_path(self) -> str:
+        """The scope part of the node's name (``/rnn`` for ``/rnn/LSTM``; "" without a ``/``)."""
         return self.label.rpartition("/")[0] if "/" in self.label else ""
 
     @property
     def layout(self) -> int:
+        """The ``layout`` attribute: 0 for (T, B, ·) inputs and outputs, 1 for batch first."""
         return int(self.attrs.get("layout", 0) or 0)
 
     @property
     def direction_text(self) -> str:
+        """The ``direction`` attribute as text: ``forward``, ``reverse`` or ``bidirectional``."""
         value = self.attrs.get("direction", "forward")
         return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -54,6 +54,8 @@ class TensorReader:
                             f"({brief(exc)})", MALFORMED_HINT) from None
 
     def dtype(self, proto) -> np.dtype:
+        """The NumPy dtype of ``proto``'s data type; an unknown or non-numeric type is a
+        LoadError."""
         from onnx import helper
 
         try:
@@ -67,6 +69,8 @@ class TensorReader:
         return dtype
 
     def elements(self, proto) -> int:
+        """The number of values ``proto``'s dims declare (1 for a scalar); a negative dim is a
+        LoadError."""
         dims = [int(d) for d in proto.dims]
         if any(d < 0 for d in dims):
             raise LoadError(f"{self.where}: ONNX tensor {proto.name!r} has negative dims "
