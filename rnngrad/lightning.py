@@ -54,14 +54,15 @@ class RnngradCallback(Callback):
         self._trainer = trainer
         self.monitor = GradientMonitor(pl_module, log=self._log, **self.monitor_options)
 
-    def on_after_backward(self, trainer: Any, pl_module: Any) -> None:
-        """Record ‖∇θ‖ of this backward pass (:meth:`GradientMonitor.step`), and measure the
-        profile when it is due."""
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        """Record ‖∇θ‖ of this optimiser step (:meth:`GradientMonitor.step`; the profile when
+        it is due), then clip with the clipper, if any, and log the threshold used.
+
+        This hook, not ``on_after_backward``, sees the gradient the optimiser will use: after
+        all ``accumulate_grad_batches`` backward passes, and unscaled under AMP (Lightning
+        unscales before calling it)."""
         if self.monitor is not None:
             self.monitor.step()
-
-    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
-        """Clip the module's gradients with the clipper, if any, and log the threshold used."""
         if self.clipper is None:
             return
         threshold, _ = self.clipper.clip_(pl_module.parameters())
