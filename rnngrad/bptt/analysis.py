@@ -32,8 +32,9 @@ from rnngrad.errors import OptionError, ProbeError, ResourceError
 from rnngrad.io import WeightBundle
 from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
 from rnngrad.probes.lags import parse_lags
-from rnngrad.probes.sequences import Probe, make_probe
+from rnngrad.probes.sequences import Probe, ProbeShape, make_probe, plan_probe
 from rnngrad.probes.spec import ProbeSpec
+from rnngrad.limits import gib
 from rnngrad.report import ModelInfo, finite_or_none, power10
 from rnngrad.spectrum.matrix import spectral_norm
 
@@ -56,7 +57,7 @@ def bptt(source: Any, options: BpttOptions | None = None, *,
     groups = select_groups(group_recurrences(understood.recurrences), options.modules)
     dtype, device = DTYPES[options.dtype], torch_device(options.device)
     head = load_head(understood.bundle, find_head(understood.bundle, groups[0].layers[-1]),
-                     options.loss, options.targets, dtype, device)
+                     options.loss, options.targets, dtype, device, options.max_bytes)
     small = max(rec.state_size for g in groups for rec in g.members) < SMALL_STATE
     with torch_threads(1 if small else None):
         return _run_groups(understood.bundle, groups, head, options,
@@ -97,10 +98,15 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
     extra_notes, per_probe_norms = [], []
     probe_used: Probe | None = None
     for group in groups:
-        probe = probe_for(bundle, group, options.probe)
+        spec, input_size = group_probe_spec(bundle, group, options.probe)
+        with _naming_module(group):
+            shape = plan_probe(spec, input_size)  # from headers: nothing drawn or read yet
+        lags = parse_lags(options.lags, shape.max_lag)
+        _check_memory(group, shape, options)
+        with _naming_module(group):
+            probe = make_probe(spec, input_size, _embedding(bundle, spec, input_size),
+                               options.max_bytes)
         probe_used = probe_used or probe
-        lags = parse_lags(options.lags, probe.max_lag)
-        _check_memory(group, probe, options)
         weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
         inputs = torch.as_tensor(probe.inputs, dtype=dtype, device=device)
         try:
@@ -132,34 +138,46 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
     return lambda lag, last: on_progress(lag, last, label)
 
 
-def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> Probe:
-    """The probe sequences for a group's first layer (zero inputs when only W_rec is known)."""
+def group_probe_spec(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> tuple[ProbeSpec, int]:
+    """The probe a group runs on and its input width (zero inputs when only W_rec is known)."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
         raise ProbeError(f"{bundle.path}: {group.name} lacks {missing[0]}, needed to run it",
                          "bptt needs the input weights; `rnngrad spectrum` works without them")
     if first.input_size is None:  # --key: only W_rec known, analysed at x = 0
-        zero = ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
-                         seed=spec.seed, input_scale=0.0)
-        return make_probe(zero, 0)
-    embedding = find_embedding(bundle, first.input_size) if spec.kind == "tokens" else None
+        return ProbeSpec(batch=spec.batch, steps=spec.steps, burn_in=spec.burn_in,
+                         seed=spec.seed, input_scale=0.0), 0
+    return spec, first.input_size
+
+
+def _embedding(bundle: WeightBundle, spec: ProbeSpec, input_size: int) -> np.ndarray | None:
+    """The file's embedding table for token probes (None for other probes)."""
+    return find_embedding(bundle, input_size) if spec.kind == "tokens" and input_size else None
+
+
+@contextlib.contextmanager
+def _naming_module(group: Group) -> Iterator[None]:
+    """Probe errors say which module's probe was refused."""
     try:
-        return make_probe(spec, first.input_size, embedding)
+        yield
     except ProbeError as exc:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
 
 
-def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
-    batch, steps = probe.inputs.shape[:2]
+def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions) -> None:
+    """Refuse before the probe is made: the input sequences (float64 and the analysis dtype),
+    the forward caches (about ten state-sized vectors per step and sequence) and the sweep's
+    four batch × state × state blocks."""
+    batch, steps = shape.batch, shape.length
     itemsize = 8 if options.dtype == "float64" else 4
     biggest = max(rec.state_size for rec in group.members)
     caches = sum(rec.state_size * 10 for rec in group.members) * batch * steps
-    needed = (4 * batch * biggest * biggest + caches) * itemsize
-    limit = options.max_memory * 1024**3
-    if needed > limit:
+    inputs = batch * steps * shape.width * (8 + itemsize)
+    needed = (4 * batch * biggest * biggest + caches) * itemsize + inputs
+    if needed > options.max_bytes:
         raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
-                            f"{needed / 1024**3:.1f} GiB (state size {biggest}, batch {batch}, "
+                            f"{gib(needed)} (state size {biggest}, batch {batch}, "
                             f"{steps} steps), over the {options.max_memory:g} GiB limit",
                             "use a smaller --batch or --steps, or raise --max-memory")
 

@@ -43,6 +43,7 @@ from rnngrad.io.bundle import WeightBundle
 from rnngrad.io.layout import LowRank
 from rnngrad.io.layout import Derived, Layout, derived_tensor, with_derived
 
+MAX_MAP_BYTES = 1024 * 1024
 FORMS = ("rate", "elman")
 ORIENTATIONS = ("rows", "columns")
 KEYS = ("name", "recurrent", "left", "right", "scale", "input", "input_scale", "bias", "mask",
@@ -76,15 +77,20 @@ class RateMapping:
 
 
 def read_map(path: str | Path) -> tuple[RateMapping, ...]:
-    """The recurrences a ``--map`` TOML file describes; OptionError for anything malformed."""
+    """The recurrences a ``--map`` TOML file describes; OptionError for anything malformed.
+
+    The file must be a regular file of at most :data:`MAX_MAP_BYTES` (a FIFO or ``/dev/zero``
+    is refused, never read)."""
+    from rnngrad.io.textfiles import read_text
+
     file = Path(path)
     try:
-        document = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OptionError(f"--map {file}: no such file", "check the path") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        document = tomllib.loads(read_text(file, "--map", MAX_MAP_BYTES))
+    except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"--map {file}: not a readable TOML file ({exc})",
                           "see `rnngrad --help` for the map format") from None
+    except RecursionError:
+        raise OptionError(f"--map {file}: TOML nested too deeply", "fix the file") from None
     tables = document.get("recurrence", document)
     tables = [tables] if isinstance(tables, dict) else tables
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
