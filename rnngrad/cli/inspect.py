@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt, MapOpt,
                                 MaxMemoryOpt, ModelArg, OutputOpt, QuietOpt, emit, given,
-                                handled, model_path)
+                                handled, model_path, outputs_for, planned)
 from rnngrad.conventions.options import ReadOptions
 
 NAME = "inspect"
@@ -20,5 +20,8 @@ def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOp
     with handled(format):
         options = ReadOptions(**given(ReadOptions, keys=key, activation=activation, leak=leak,
                                       map=map_file, max_memory=max_memory))
-        report = inspect(model_path(model), options)
-        emit(report, format, output)
+        path = model_path(model)
+        outputs = outputs_for(path, map_file)
+        target = planned(outputs, output, "--output")
+        report = inspect(path, options)
+        emit(report, format, target, outputs)

@@ -33,7 +33,7 @@ def render(draw: Any, panels: int, *, color: bool) -> str:
     figure.clear()
     plotext.terminal.limit(width=True, height=False)  # tall pictures scroll like any output
     try:
-        width = min(shutil.get_terminal_size((100, 30)).columns, MAX_WIDTH)
+        width = min(max(shutil.get_terminal_size((100, 30)).columns, 40), MAX_WIDTH)
         figure.plot_size(width, PANEL_HEIGHT * panels)
         if panels > 1:
             figure.subplots(panels, 1)

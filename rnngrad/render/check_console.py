@@ -15,8 +15,9 @@ from rnngrad.render.trend import trend_rows
 
 
 def check_view(report: Any) -> Group:
+    checked = len(report.models) + len(report.errors)
     parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
-        f"  {len(report.models)} model(s); config: {plain(report.config_source or 'none')}"
+        f"  {checked} model(s); config: {plain(report.config_source or 'none')}"
         + (f"; baseline: {plain(report.baseline)}" if report.baseline else ""), "dim"))]
     table = Table(title="Thresholds", title_justify="left")
     for column in ("model", "recurrence", "threshold", "value", "limit", ""):
@@ -28,19 +29,24 @@ def check_view(report: Any) -> Group:
                       fmt(result.value), fmt(result.limit), mark)
     if report.results:
         parts.append(table)
-    else:
+    elif report.models:
         parts.append(Text("no thresholds configured: figures only (set e.g. explode-above in "
                           "[tool.rnngrad])", style="yellow"))
     for result in report.failed:
         parts.append(Text(f"FAIL {plain(_short(result.model))} {plain(result.recurrence)} "
                           f"{result.threshold}: {plain(result.message)}", style="red"))
-    if len(report.models) > 1 or not report.results:
+    if len(report.models) > 1 or (report.models and not report.results):
         parts.append(_trend_table(report))
-    summary = (Text(f"{len(report.failed)} of {len(report.results)} checks failed",
-                    style="bold red") if report.failed else
-               Text(f"all {len(report.results)} checks passed", style="bold green"))
-    parts.append(summary)
+    for error in report.errors:
+        parts.append(Text(f"ERROR {plain(error.text)} ({plain(error.hint)})", style="bold red"))
+    parts.append(summary_text(report))
     return Group(*parts)
+
+
+def summary_text(report: Any) -> Text:
+    """The last line: models that could not be checked, then failed or passed checks."""
+    return Text(report.summary, style="bold red" if report.failed or report.errors
+                else "bold green")
 
 
 def _trend_table(report) -> Table:

@@ -1,9 +1,11 @@
 """Formats for CI systems: GitHub workflow commands and JUnit XML (check reports only).
 
-GitHub: one ``::error file=...,title=...::message`` per failed threshold, escaped as the
-runner expects (data: ``%`` ``\\r`` ``\\n``; properties also ``:`` and ``,``), then a
-``::notice`` summary. JUnit: one ``<testcase>`` per model × threshold (failing if any
-recurrence fails it), with ``<failure>`` elements listing the failing recurrences.
+GitHub: one ``::error file=...,title=...::message`` per model that could not be checked and
+per failed threshold, escaped as the runner expects (data: ``%`` ``\\r`` ``\\n``; properties
+also ``:`` and ``,``), then a ``::notice`` summary. JUnit: one ``<testcase>`` per model that
+could not be checked (an ``<error>``) and per model × threshold (failing if any recurrence
+fails it), with ``<failure>`` elements listing the failing recurrences. File text is made
+plain first: XML 1.0 allows no control characters, and a workflow command ends at a newline.
 """
 
 from __future__ import annotations
@@ -43,14 +45,14 @@ class JunitRenderer:
 
 
 def render_github(report: Any) -> str:
-    lines = []
+    lines = [f"::error file={escape_property(error.model)},title=rnngrad error::"
+             f"{escape_data(error.text)} ({escape_data(error.hint)})"
+             for error in report.errors]
     for result in report.failed:
         title = f"rnngrad {result.threshold} ({result.recurrence})"
         lines.append(f"::error file={escape_property(result.model)},"
                      f"title={escape_property(title)}::{escape_data(result.message)}")
-    total, failed = len(report.results), len(report.failed)
-    summary = (f"rnngrad check: {failed} of {total} checks failed" if failed
-               else f"rnngrad check: all {total} checks passed")
+    summary = "rnngrad check: " + report.summary
     lines.append(f"::notice title=rnngrad check::{escape_data(summary)}")
     return "\n".join(lines) + "\n"
 
@@ -60,22 +62,34 @@ def render_junit(report: Any) -> str:
     for result in report.results:
         cases[(result.model, result.threshold)].append(result)
     failures = sum(any(not r.passed for r in group) for group in cases.values())
-    suites = ElementTree.Element("testsuites", name="rnngrad", tests=str(len(cases)),
-                                 failures=str(failures))
-    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check",
-                                   tests=str(len(cases)), failures=str(failures), errors="0",
-                                   skipped="0")
+    tests, errors = str(len(cases) + len(report.errors)), str(len(report.errors))
+    suites = ElementTree.Element("testsuites", name="rnngrad", tests=tests,
+                                 failures=str(failures), errors=errors)
+    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check", tests=tests,
+                                   failures=str(failures), errors=errors, skipped="0")
+    for error in report.errors:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{xml_text(error.model)}",
+                                      name="read")
+        element = ElementTree.SubElement(case, "error", type="error",
+                                         message=xml_text(error.message))
+        element.text = xml_text(f"{error.message}\n{error.hint}")
     for (model, threshold), group in cases.items():
-        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{model}",
-                                      name=threshold)
+        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{xml_text(model)}",
+                                      name=str(threshold))
         bad = [r for r in group if not r.passed]
         if bad:
-            failure = ElementTree.SubElement(case, "failure", type=threshold,
-                                             message=bad[0].message)
-            failure.text = "\n".join(f"{r.recurrence}: {r.message}" for r in bad)
+            failure = ElementTree.SubElement(case, "failure", type=str(threshold),
+                                             message=xml_text(bad[0].message))
+            failure.text = "\n".join(xml_text(f"{r.recurrence}: {r.message}") for r in bad)
         else:
             out = ElementTree.SubElement(case, "system-out")
-            out.text = "\n".join(f"{r.recurrence}: {r.message}" for r in group)
+            out.text = "\n".join(xml_text(f"{r.recurrence}: {r.message}") for r in group)
     ElementTree.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
         suites, encoding="unicode") + "\n"
+
+
+def xml_text(text: str) -> str:
+    """Text XML 1.0 can hold: control characters (but newline), lone surrogates and the
+    noncharacters U+FFFE/U+FFFF replaced (:func:`plain`)."""
+    return plain(text, newlines=True).replace("\t", " ").replace("\r", " ")

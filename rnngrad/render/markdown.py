@@ -122,12 +122,14 @@ def _bptt(report: Any) -> str:
 def _check(report: Any) -> str:
     from rnngrad.render.trend import trend_rows
 
-    failed = len(report.failed)
-    head = (f"## rnngrad check: {failed} of {len(report.results)} checks failed\n\n" if failed
-            else f"## rnngrad check: all {len(report.results)} checks passed\n\n")
+    head = f"## rnngrad check: {report.summary}\n\n"
+    if report.errors:
+        head += table(["model", "error", "what to do"],
+                      [[code(e.model), md(e.message), md(e.hint)] for e in report.errors]) + "\n"
     rows = [[code(r.model), md(r.recurrence), str(r.threshold), fmt(r.value), fmt(r.limit),
              "✅ pass" if r.passed else "❌ **FAIL**", md(r.message)] for r in report.results]
-    out = head + table(["model", "recurrence", "threshold", "value", "limit", "", "meaning"], rows)
+    out = head + (table(["model", "recurrence", "threshold", "value", "limit", "", "meaning"],
+                        rows) if rows or not report.errors else "")
     if len(report.models) > 1:
         out += "\n" + table(["model", "recurrence", "ρ", "γσ_max", "log10 norm last", "verdict"],
                             [[code(r[0]), md(r[1]), *r[2:]]
