@@ -102,7 +102,7 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         with _naming_module(group):
             shape = plan_probe(spec, input_size)  # from headers: nothing drawn or read yet
         lags = parse_lags(options.lags, shape.max_lag)
-        _check_memory(group, shape, options)
+        _check_memory(group, shape, options, spec.path)
         with _naming_module(group):
             probe = make_probe(spec, input_size, _embedding(bundle, spec, input_size),
                                options.max_bytes)
@@ -165,7 +165,8 @@ def _naming_module(group: Group) -> Iterator[None]:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
 
 
-def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions) -> None:
+def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions,
+                  probe_file: str | None) -> None:
     """Refuse before the probe is made: the input sequences (float64 and the analysis dtype),
     the forward caches (about ten state-sized vectors per step and sequence) and the sweep's
     four batch × state × state blocks."""
@@ -176,10 +177,12 @@ def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions) -> None
     inputs = batch * steps * shape.width * (8 + itemsize)
     needed = (4 * batch * biggest * biggest + caches) * itemsize + inputs
     if needed > options.max_bytes:
+        probe = f" of the probe {probe_file}" if probe_file else ""
         raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
                             f"{gib(needed)} (state size {biggest}, batch {batch}, "
-                            f"{steps} steps), over the {options.max_memory:g} GiB limit",
-                            "use a smaller --batch or --steps, or raise --max-memory")
+                            f"{steps} steps{probe}), over the {options.max_memory:g} GiB limit",
+                            "use a smaller --batch or --steps (or shorter probe sequences), "
+                            "or raise --max-memory")
 
 
 def state_block(rec: Recurrence, state: str) -> tuple[slice, str]:

@@ -29,8 +29,10 @@ from rnngrad.errors import LoadError, NoRecurrenceError, OptionError
 from rnngrad.io.bundle import TensorInfo, WeightBundle
 from rnngrad.cells import ACTIVATIONS, CELL_BY_GATE_COUNT, Recurrence
 
-_LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
-_CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
+# DOTALL and \Z: a name is data, whatever it holds (a newline in a module name included).
+_LAYER_KEY = re.compile(r"(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>[0-9]+)(?P<rev>_reverse)?\Z",
+                        re.DOTALL)
+_CELL_KEY = re.compile(r"(?P<prefix>(?:.*\.)?)weight_hh\Z", re.DOTALL)
 
 
 def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),

@@ -84,6 +84,8 @@ def _invoke(args: list[str], json_mode: bool) -> int:
             raise
         return _exit_with(f"internal error: {type(exc).__name__}: {exc}",
                           "rerun with --debug and report the traceback", json_mode)
+    if code == 130:  # typer's silent word for a KeyboardInterrupt: main() says it
+        raise KeyboardInterrupt
     return code if isinstance(code, int) else 0
 
 

@@ -104,6 +104,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         target = planned(outputs, output, "--output")
         picture = plan_plot(plot, format, target, outputs)
         baseline_target = planned(outputs, write_baseline, "--write-baseline")
+        summary = _summary_target(value(format), outputs)
         reference = read_baseline(Path(reference_path)) if reference_path else None
         with progress(quiet, "check") as on_progress:
             report = run_check(paths, configs, baseline=reference, baseline_name=reference_path,
@@ -112,7 +113,11 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         _write_baseline(report, baseline_target, outputs)
         emit(report, format, target, outputs)
         draw_plot(report, plot, picture, outputs)
-        _github_summary(report, value(format), outputs)
+        if summary is not None:
+            from rnngrad.cli.outputs import append_summary
+            from rnngrad.render import render_text
+
+            append_summary(summary, render_text(report, "markdown"))
         for error in report.errors:  # each model's error, also on stderr: one line each
             error_line(error.message, error.hint)
         if report.errors:
@@ -147,14 +152,14 @@ def _write_baseline(report: Any, target: Any, outputs: Any) -> None:
     outputs.write(target, baseline_text(report))
 
 
-def _github_summary(report: Any, fmt_name: str, outputs: Any) -> None:
-    """With --format github, append the Markdown summary to $GITHUB_STEP_SUMMARY if set."""
+def _summary_target(fmt_name: str, outputs: Any) -> Any:
+    """With --format github, the $GITHUB_STEP_SUMMARY file (checked now) to append the
+    Markdown summary to; else None."""
     import os
 
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt_name != "github" or not target:
-        return
-    from rnngrad.cli.outputs import append_summary
-    from rnngrad.render import render_text
+        return None
+    from rnngrad.cli.outputs import plan_summary
 
-    append_summary(target, render_text(report, "markdown"), outputs)
+    return plan_summary(target, outputs)

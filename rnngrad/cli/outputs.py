@@ -106,33 +106,40 @@ class Outputs:
                               f"({_reason(exc)})", _hint(exc)) from None
 
 
-def append_summary(path: str, text: str, outputs: Outputs) -> None:
-    """Append ``text`` to the ``GITHUB_STEP_SUMMARY`` file: a regular file (created if
-    missing) that is not an input; a FIFO or device there is refused, never waited on."""
+def plan_summary(path: str, outputs: Outputs) -> Path:
+    """The ``GITHUB_STEP_SUMMARY`` file checked before the analysis: a regular file (or one to
+    create) that is not an input; a FIFO or a device there is refused, never waited on."""
     option = "GITHUB_STEP_SUMMARY"
+    target = Path(path)
     try:
-        info = os.stat(path)
-    except OSError:
-        info = None
-    if info is not None:
-        outputs.refuse_inputs(Path(path), option, info)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
-                             | getattr(os, "O_CLOEXEC", 0), 0o666)
+        info = os.stat(target)
+    except FileNotFoundError:
+        _check_folder(target, option)
+        return target
     except OSError as exc:
         raise OptionError(f"{option}={path}: cannot be written ({_reason(exc)})",
                           "check the runner's environment") from None
-    with os.fdopen(descriptor, "ab") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OptionError(f"{option}={path}: not a regular file (a pipe or a device)",
-                              "point it at a file")
-        os.set_blocking(descriptor, True)
-        try:
+    if not stat.S_ISREG(info.st_mode):
+        raise OptionError(f"{option}={path}: not a regular file (a pipe or a device)",
+                          "point it at a file")
+    outputs.refuse_inputs(target, option, info)
+    return target
+
+
+def append_summary(target: Path, text: str) -> None:
+    """Append ``text`` to the summary file :func:`plan_summary` accepted."""
+    option = "GITHUB_STEP_SUMMARY"
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
+                             | getattr(os, "O_CLOEXEC", 0), 0o666)
+        with os.fdopen(descriptor, "ab") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # replaced since the check
+                raise OptionError(f"{option}={target}: not a regular file (a pipe or a "
+                                  "device)", "point it at a file")
             handle.write(text.encode("utf-8"))
-            handle.flush()
-        except OSError as exc:
-            raise OptionError(f"{option}={path}: cannot be written ({_reason(exc)})",
-                              _hint(exc)) from None
+    except OSError as exc:
+        raise OptionError(f"{option}={target}: cannot be written ({_reason(exc)})",
+                          _hint(exc)) from None
 
 
 def _check_folder(target: Path, option: str) -> None:

@@ -32,7 +32,7 @@ from rnngrad.io.bundle import WeightBundle
 from rnngrad.io.textfiles import read_text
 from rnngrad.conventions.mapping import RateMapping, apply
 
-_PYTORCH_RNN = re.compile(r"(^|\.)weight_hh(_l\d+(_reverse)?)?$")
+_PYTORCH_RNN = re.compile(r"(^|\.)weight_hh(_l[0-9]+(_reverse)?)?\Z")
 MAX_PARAMS_BYTES = 1024 * 1024  # a mackelab <name>_params.json sidecar: a few hundred bytes
 OVERRIDE = "override with --leak α, --activation, or a --map FILE.toml"
 
@@ -66,7 +66,7 @@ def _shape(bundle: WeightBundle, name: str) -> tuple[int, ...] | None:
 
 def _mackelab(bundle: WeightBundle):
     for name in bundle.tensors:
-        match = re.fullmatch(r"(?P<p>(?:.*\.)?)(?P<key>w_rec|m)", name)
+        match = re.fullmatch(r"(?P<p>(?:.*\.)?)(?P<key>w_rec|m)", name, flags=re.DOTALL)
         if not match:
             continue
         prefix = match["p"]

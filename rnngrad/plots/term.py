@@ -91,7 +91,7 @@ def _eigen_panel(plot: Any, item: Any) -> None:
     plot.ruler("x").lim(-2.6 * limit, limit)  # room on the left for the legend
     plot.ruler("y").lim(-limit, limit)
     plot.legend(x=-2.6 * limit, y=limit, ha="left", va="top", relative=True)
-    plot.title(f"{item.recurrence.label}: {item.verdict}; eigenvalues λ")
+    plot.title(f"{plain(item.recurrence.label)}: {item.verdict}; eigenvalues λ")
     plot.label("Re λ", axis="x")
     plot.label("Im λ", axis="y")
 

@@ -31,7 +31,7 @@ from rnngrad.limits import DEFAULT_MAX_BYTES
 LOSSES = ("readout", "mse", "ce")
 HEAD_NAMES = ("fc", "head", "decoder", "linear", "out", "output", "classifier", "readout")
 _EMBEDDING = re.compile(r"(^|\.)(embedding|embeddings|embed|emb|encoder|word_embeddings)"
-                        r"\.weight$")
+                        r"\.weight\Z")
 
 
 @dataclass(frozen=True, kw_only=True)
