@@ -1069,39 +1069,53 @@ for _name, (_argv, _expect) in OPTION_VALUES.items():
 
 # ---- issue 17: outputs never destroy inputs ----------------------------------
 
-def _json_output(command: str = "inspect", option: str = "--output"):
+def _victim(p: pathlib.Path) -> pathlib.Path:
+    """The model an output case would destroy: its own copy, so that an rnngrad that does
+    destroy it harms no other case."""
+    return p.parent / f"victim_of_{p.name}.safetensors"
+
+
+def _json_output(command: str = "inspect", option: str = "--output", model=None):
+    """argv writing ``--output``/``--plot``/... to the case's path; the model read is
+    ``model(c, p)`` (default: the case's victim copy)."""
     def args(c, p):
-        head = {"inspect": ["inspect", c.valid_model, "--format", "json"],
-                "spectrum": ["spectrum", c.valid_model],
-                "bptt": ["bptt", c.valid_model, "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]}
+        read = (model or (lambda c, p: _victim(p)))(c, p)
+        head = {"inspect": ["inspect", read, "--format", "json"],
+                "spectrum": ["spectrum", read],
+                "bptt": ["bptt", read, "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]}
         return [*head[command], option, p]
     return args
 
 
-@_output("output_is_the_model", None, "input", _json_output())
+def _valid(c, p):
+    return c.valid_model
+
+
+@_output("output_is_the_model", "victim.safetensors", "input",
+         _json_output(model=lambda c, p: p))
 def _(c, p):
-    return None
+    make_valid_model(p)
 
 
 @_output("output_hard_link_to_model", "model_hardlink.json", "input", _json_output())
 def _(c, p):
-    os.link(c.valid_model, p)
+    os.link(make_valid_model(_victim(p)), p)
 
 
 @_output("output_symlink_to_model", "model_symlink.json", "input", _json_output())
 def _(c, p):
-    p.symlink_to(c.valid_model)
+    p.symlink_to(make_valid_model(_victim(p)))
 
 
 @_output("plot_onto_model", "model_picture.svg", "input", _json_output("spectrum", "--plot"))
 def _(c, p):
-    p.symlink_to(c.valid_model)
+    p.symlink_to(make_valid_model(_victim(p)))
 
 
 @_output("save_directions_onto_model", "directions_link.safetensors", "input",
          _json_output("bptt", "--save-directions"))
 def _(c, p):
-    os.link(c.valid_model, p)
+    os.link(make_valid_model(_victim(p)), p)
 
 
 @_output("write_baseline_onto_config", "gate_config.toml", "input",
@@ -1117,19 +1131,20 @@ def _(c, p):
     return None
 
 
-@_output("output_is_a_directory", "a_folder_for_output", "directory", _json_output())
+@_output("output_is_a_directory", "a_folder_for_output", "directory",
+         _json_output(model=_valid))
 def _(c, p):
     p.mkdir()
 
 
-@_output("output_dev_full", "full_device", "no space", _json_output())
+@_output("output_dev_full", "full_device", "no space", _json_output(model=_valid))
 def _(c, p):
     if not os.path.exists("/dev/full"):
         return "no /dev/full on this system"
     p.symlink_to("/dev/full")
 
 
-@_output("output_fifo_without_reader", "report_fifo", "pipe", _json_output())
+@_output("output_fifo_without_reader", "report_fifo", "pipe", _json_output(model=_valid))
 def _(c, p):
     os.mkfifo(p)
 

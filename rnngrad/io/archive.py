@@ -7,7 +7,9 @@ big member or many small ones) from those numbers alone.
 
 from __future__ import annotations
 
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 from rnngrad.errors import LoadError
@@ -20,9 +22,11 @@ MAX_ZIP_RATIO = 1000
 ZIP_BOMB_FLOOR = 64 * 1024**2
 
 # zipfile raises many types for damaged or hostile archives (NotImplementedError for an
-# unknown compression method or version byte, KeyError for a missing member, ...).
+# unknown compression method or version byte, KeyError for a missing member, zlib.error for
+# a damaged deflate stream, ...).
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
-              NotImplementedError, RuntimeError, KeyError, UnicodeDecodeError)
+              NotImplementedError, RuntimeError, KeyError, UnicodeDecodeError, zlib.error,
+              struct.error)
 
 
 def zip_members(file: Path, hint: str) -> list[zipfile.ZipInfo]:

@@ -12,6 +12,7 @@ short read and a clean error, not SIGBUS.
 from __future__ import annotations
 
 import os
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +25,10 @@ from rnngrad.limits import gib
 
 # numpy refuses longer headers by default too; a real one is about a hundred bytes.
 MAX_NPY_HEADER = 10_000
+# What numpy's header parser raises for a damaged or hostile header (it tokenizes a Python
+# literal: a stray newline is a TokenError, a bad dtype a TypeError, ...).
+NPY_HEADER_ERRORS = (ValueError, EOFError, TypeError, SyntaxError, OSError, OverflowError,
+                     KeyError, RecursionError, tokenize.TokenError)
 SAVE_HINT = "save a plain numeric array with numpy.save"
 
 
@@ -82,7 +87,7 @@ def _header(handle: BinaryIO, path: Path | str, option: str) -> NpyHeader:
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
         shape, fortran_order, dtype = read(handle, max_header_size=MAX_NPY_HEADER)
-    except (ValueError, EOFError, TypeError, SyntaxError, OSError) as exc:
+    except NPY_HEADER_ERRORS as exc:
         raise ProbeError(f"{option} {path}: not a readable .npy array ({exc})",
                          "save the array with numpy.save") from None
     if dtype.hasobject:

@@ -20,10 +20,9 @@ import numpy as np
 from rnngrad.errors import LoadError
 from rnngrad.io.archive import ZIP_ERRORS, check_declared_sizes, zip_members
 from rnngrad.io.bundle import TensorInfo, WeightBundle
+from rnngrad.io.npy import MAX_NPY_HEADER, NPY_HEADER_ERRORS
 
 HINT = "re-save it with numpy.savez"
-# A .npy header is a short Python literal; numpy itself refuses more than 10,000 bytes.
-MAX_NPY_HEADER = 10_000
 
 
 def read_npz(file: Path, sha: str) -> WeightBundle:
@@ -84,7 +83,7 @@ def _member_header(file: Path, name: str, member: IO[bytes],
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(
                 member, max_header_size=MAX_NPY_HEADER)
-    except (ValueError, EOFError, TypeError, SyntaxError) as exc:
+    except NPY_HEADER_ERRORS as exc:
         raise LoadError(f"{file}: member {name!r} is not a readable .npy array ({exc})",
                         HINT) from None
     if not dtype.hasobject:
@@ -105,6 +104,6 @@ def _read_member(file: Path, name: str, info: zipfile.ZipInfo) -> np.ndarray:
         with zipfile.ZipFile(file) as archive, archive.open(info) as member:
             return np.lib.format.read_array(member, allow_pickle=False,
                                             max_header_size=MAX_NPY_HEADER)
-    except ZIP_ERRORS + (SyntaxError, TypeError) as exc:
+    except ZIP_ERRORS + NPY_HEADER_ERRORS as exc:
         raise LoadError(f"{file}: member {name!r} cannot be read ({exc})",
                         "the file is corrupt or changed while being read; " + HINT) from None

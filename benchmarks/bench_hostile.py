@@ -1,0 +1,137 @@
+"""Peak memory and time of rnngrad on the hostile inputs of issue 17, as a Markdown table.
+
+    python benchmarks/bench_hostile.py [--limit-gib 4] [--only NAME ...]
+    PYTHONPATH=/path/to/other/checkout python benchmarks/bench_hostile.py   # another version
+
+Each case runs ``python -m rnngrad ...`` in a fresh process under an address-space limit
+(``RLIMIT_AS``, default 4 GiB: an unguarded version fails at the limit instead of taking the
+machine) and reports its exit code, wall and CPU seconds and peak resident memory (the child's
+``ru_maxrss``, from ``os.wait4``). The inputs are built in a temporary folder by the
+generators of ``tests/corpus.py`` (sparse files: a few MB on disk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import corpus  # noqa: E402
+
+
+def build(folder: Path) -> dict[str, list[str]]:
+    """The cases: name -> argv after ``rnngrad``."""
+    model = corpus.make_valid_model(folder / "model.safetensors")
+    cases = corpus.build_corpus(folder / "corpus", only={
+        "pt_stride0_expand", "st_big_sparse_tensor", "probe_sparse_4gb", "targets_sparse_huge"})
+    by_name = {case.name: case for case in cases}
+    bomb = folder / "200x60MiB.npz"
+    member = corpus._zero_bomb_member("x.npy", corpus._npy_header("<f4", (3960, 3960)),
+                                      3960 * 3960 * 4)
+    corpus._write_zip_raw(bomb, [(f"m{i}.weight_hh_l0.npy",) + member[1:] for i in range(200)])
+    honest = folder / "60x20MiB.npz"
+    values = np.zeros((2290, 2290), np.float32)
+    values.ravel()[::100] = 0.01
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, values)
+    member = corpus._deflate_member("x.npy", buffer.getvalue())
+    corpus._write_zip_raw(honest, [(f"m{i}.weight_hh_l0.npy",) + member[1:] for i in range(60)])
+    wide = folder / "600k.safetensors"
+    _wide_header(wide, 600_000)
+    return {
+        "npz 200 × 60 MiB zeros (12 MB): inspect": ["inspect", str(bomb)],
+        "npz 60 × 20 MiB, honest (13 MB): inspect": ["inspect", str(honest), "-f", "json"],
+        ".pt stride-0 40000² (2 KB): inspect": ["inspect", str(by_name["pt_stride0_expand"].path)],
+        "safetensors 33000² F16 (2.2 GB sparse): inspect": [
+            "inspect", str(by_name["st_big_sparse_tensor"].path)],
+        "bptt --batch 1000000": ["bptt", str(model), "--batch", "1000000", "-q"],
+        "bptt --inputs 4 GB sparse .npy": ["bptt", str(model), "--inputs",
+                                           str(by_name["probe_sparse_4gb"].path), "-q"],
+        "bptt --targets 24 GB sparse .npy": by_name["targets_sparse_huge"].args + ["-q"],
+        "600k-entry header: inspect (table)": ["inspect", str(wide)],
+        "600k-entry header: inspect -f json": ["inspect", str(wide), "-f", "json"],
+        "600k-entry header: inspect -f markdown": ["inspect", str(wide), "-f", "markdown"],
+        "600k-entry header: spectrum": ["spectrum", str(wide)],
+    }
+
+
+def _wide_header(path: Path, entries: int) -> None:
+    header, offset = {}, 0
+    for name, values in corpus.valid_state_dict_numpy().items():
+        header[name] = {"dtype": "F32", "shape": list(values.shape),
+                        "data_offsets": [offset, offset + values.size * 4]}
+        offset += values.size * 4
+    for index in range(entries):
+        header[f"t{index}.weight"] = {"dtype": "F32", "shape": [1],
+                                      "data_offsets": [offset, offset + 4]}
+        offset += 4
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+
+
+def measure(argv: list[str], limit: int, timeout: float) -> dict:
+    """Run ``python -m rnngrad ARGV`` under RLIMIT_AS; exit code, seconds, peak RSS."""
+    code = ("import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'rnngrad', *sys.argv[1:]])")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        err.seek(0)
+        message = err.read().decode(errors="replace").strip().splitlines()
+    return {"rc": process.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mb": usage.ru_maxrss / 1024, "stderr": message[-1][:110] if message else "",
+            "timed_out": wall > timeout}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit-gib", type=float, default=4.0)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--only", nargs="*", default=None, help="substrings of case names")
+    args = parser.parse_args()
+    import rnngrad
+
+    print(f"rnngrad from {Path(rnngrad.__file__).parent}; RLIMIT_AS {args.limit_gib:g} GiB; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+    print("| case | exit | wall s | CPU s | peak RSS MB | stderr |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, argv in build(Path(folder)).items():
+            if args.only and not any(part in name for part in args.only):
+                continue
+            result = measure(argv, int(args.limit_gib * 1024**3), args.timeout)
+            rc = "timeout" if result["timed_out"] else result["rc"]
+            print(f"| {name} | {rc} | {result['wall']:.1f} | {result['cpu']:.1f} | "
+                  f"{result['rss_mb']:.0f} | {result['stderr'].replace('|', '/')} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
