@@ -5,8 +5,8 @@
 
 Each case runs ``python -m rnngrad ...`` in a fresh process under an address-space limit
 (``RLIMIT_AS``, default 4 GiB: an unguarded version fails at the limit instead of taking the
-machine) and reports its exit code, wall and CPU seconds and peak resident memory (the child's
-``ru_maxrss``, from ``os.wait4``). The inputs are built in a temporary folder by the
+machine) and reports its exit code, wall and CPU seconds and peak resident memory (the
+process's own ``VmHWM``, read at its exit). The inputs are built in a temporary folder by the
 generators of ``tests/corpus.py`` (sparse files: a few MB on disk).
 """
 
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import struct
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,8 +46,7 @@ def build(folder: Path) -> dict[str, list[str]]:
     np.lib.format.write_array(buffer, values)
     member = corpus._deflate_member("x.npy", buffer.getvalue())
     corpus._write_zip_raw(honest, [(f"m{i}.weight_hh_l0.npy",) + member[1:] for i in range(60)])
-    wide = folder / "600k.safetensors"
-    _wide_header(wide, 600_000)
+    wide = corpus.wide_header_file(folder / "600k.safetensors", 600_000)
     return {
         "npz 200 × 60 MiB zeros (12 MB): inspect": ["inspect", str(bomb)],
         "npz 60 × 20 MiB, honest (13 MB): inspect": ["inspect", str(honest), "-f", "json"],
@@ -66,49 +64,46 @@ def build(folder: Path) -> dict[str, list[str]]:
     }
 
 
-def _wide_header(path: Path, entries: int) -> None:
-    header, offset = {}, 0
-    for name, values in corpus.valid_state_dict_numpy().items():
-        header[name] = {"dtype": "F32", "shape": list(values.shape),
-                        "data_offsets": [offset, offset + values.size * 4]}
-        offset += values.size * 4
-    for index in range(entries):
-        header[f"t{index}.weight"] = {"dtype": "F32", "shape": [1],
-                                      "data_offsets": [offset, offset + 4]}
-        offset += 4
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with path.open("wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)) + raw)
-        handle.truncate(8 + len(raw) + offset)
+# Run in the measured process: cap its address space, report its own peak resident memory
+# (VmHWM: the high-water mark of this process image, not of the parent it was forked from)
+# to the file named by RNNGRAD_BENCH_PEAK at exit, then run the command as `python -m rnngrad`.
+_CHILD = """
+import atexit, os, resource, runpy, sys
+limit = int(os.environ["RNNGRAD_BENCH_LIMIT"])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def peak():
+    with open("/proc/self/status") as status, open(os.environ["RNNGRAD_BENCH_PEAK"], "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+atexit.register(peak)
+sys.argv = ["rnngrad", *sys.argv[1:]]
+runpy.run_module("rnngrad", run_name="__main__")
+"""
 
 
 def measure(argv: list[str], limit: int, timeout: float) -> dict:
-    """Run ``python -m rnngrad ARGV`` under RLIMIT_AS; exit code, seconds, peak RSS."""
-    code = ("import os, resource, sys; "
-            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
-            "os.execv(sys.executable, [sys.executable, '-m', 'rnngrad', *sys.argv[1:]])")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``rnngrad ARGV`` in a fresh Python under RLIMIT_AS; exit code, seconds, peak RSS."""
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        env = {**os.environ, "RNNGRAD_BENCH_LIMIT": str(limit),
+               "RNNGRAD_BENCH_PEAK": str(peak_file)}
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=out, stderr=err,
-                                   stdin=subprocess.DEVNULL)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.05)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        try:
+            result = subprocess.run([sys.executable, "-c", _CHILD, *argv], env=env,
+                                    capture_output=True, text=True, timeout=timeout,
+                                    stdin=subprocess.DEVNULL)
+            rc, message = result.returncode, result.stderr.strip().splitlines()
+        except subprocess.TimeoutExpired:
+            rc, message = "timeout", []
         wall = time.perf_counter() - started
-        err.seek(0)
-        message = err.read().decode(errors="replace").strip().splitlines()
-    return {"rc": process.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mb": usage.ru_maxrss / 1024, "stderr": message[-1][:110] if message else "",
-            "timed_out": wall > timeout}
+        peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    return {"rc": rc, "wall": wall, "rss_mb": peak,
+            "stderr": message[-1][:110] if message else ""}
+
+
+def cpu_of_children() -> float:
+    """CPU seconds of every finished child so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -127,10 +122,11 @@ def main() -> None:
         for name, argv in build(Path(folder)).items():
             if args.only and not any(part in name for part in args.only):
                 continue
+            cpu_before = cpu_of_children()
             result = measure(argv, int(args.limit_gib * 1024**3), args.timeout)
-            rc = "timeout" if result["timed_out"] else result["rc"]
-            print(f"| {name} | {rc} | {result['wall']:.1f} | {result['cpu']:.1f} | "
-                  f"{result['rss_mb']:.0f} | {result['stderr'].replace('|', '/')} |", flush=True)
+            print(f"| {name} | {result['rc']} | {result['wall']:.1f} | "
+                  f"{cpu_of_children() - cpu_before:.1f} | {result['rss_mb']:.0f} | "
+                  f"{result['stderr'].replace('|', '/')} |", flush=True)
 
 
 if __name__ == "__main__":

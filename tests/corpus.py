@@ -660,21 +660,7 @@ def _(c, p):
 def _(c, p):
     """Consistent header + 320 GB of (sparse, unallocated) zeros."""
     header = _huge_header()
-    head = st_pack(header, b"")
-    total = len(head) + header[K_HH]["data_offsets"][1]
-    with open(p, "wb") as f:
-        f.write(head)
-        try:
-            f.truncate(total)
-        except OSError as e:
-            f.truncate(0)
-            return f"filesystem refuses a {total}-byte sparse file: {e}"
-    st_ = p.stat()
-    if st_.st_size != total or st_.st_blocks * 512 > 64 * 1024 * 1024:
-        p.unlink()
-        p.write_bytes(head)
-        return "filesystem does not support sparse files"
-    return None
+    return sparse_file(p, st_pack(header, b""), header[K_HH]["data_offsets"][1])
 
 
 # ---- pickles and other formats ------------------------------------------
@@ -868,21 +854,42 @@ def _(c, p):
     """A consistent 2.2 GB (sparse) float16 W_hh of 33000 x 33000: 8.7 GB as float64."""
     side = 33_000
     header = {K_HH: {"dtype": "F16", "shape": [side, side], "data_offsets": [0, side * side * 2]}}
-    return _sparse(p, st_pack(header, b""), side * side * 2)
+    return sparse_file(p, st_pack(header, b""), side * side * 2)
 
 
-def _sparse(p: pathlib.Path, head: bytes, data_bytes: int) -> Optional[str]:
+def sparse_file(p: pathlib.Path, head: bytes, data_bytes: int) -> Optional[str]:
     """``head`` followed by ``data_bytes`` of unallocated zeros; a skip reason if the
     file system cannot make sparse files."""
     total = len(head) + data_bytes
     with open(p, "wb") as f:
         f.write(head)
-        f.truncate(total)
-    if p.stat().st_blocks * 512 > 64 * 1024 * 1024:
+        try:
+            f.truncate(total)
+        except OSError as e:
+            f.truncate(0)
+            return f"filesystem refuses a {total}-byte sparse file: {e}"
+    st_ = p.stat()
+    if st_.st_size != total or st_.st_blocks * 512 > 64 * 1024 * 1024:
         p.unlink()
         p.write_bytes(head)
         return "filesystem does not support sparse files"
     return None
+
+
+def wide_header_file(path: pathlib.Path, entries: int) -> pathlib.Path:
+    """The valid RNN plus ``entries`` one-element tensors (600,000: a 40 MB header), its
+    data sparse: the file of issue 17's 493-second ``inspect``."""
+    header, offset = {}, 0
+    for name, values in valid_state_dict_numpy().items():
+        header[name] = {"dtype": "F32", "shape": list(values.shape),
+                        "data_offsets": [offset, offset + values.size * 4]}
+        offset += values.size * 4
+    for index in range(entries):
+        header[f"t{index}.weight"] = {"dtype": "F32", "shape": [1],
+                                      "data_offsets": [offset, offset + 4]}
+        offset += 4
+    sparse_file(path, st_pack(header), offset)
+    return path
 
 
 @_model("st_deep_json_header", "deep_header.safetensors", "nest|deep")
@@ -908,7 +915,7 @@ def _(c, p):
 def _(c, p):
     """(250, 1000000, 4) float32: a 4 GB (sparse) probe file, 8 GB as float64."""
     shape = (250, 1_000_000, INPUT_SIZE)
-    return _sparse(p, _npy_header("<f4", shape), 250 * 1_000_000 * INPUT_SIZE * 4)
+    return sparse_file(p, _npy_header("<f4", shape), 250 * 1_000_000 * INPUT_SIZE * 4)
 
 
 @_probe("probe_truncated", "probe_truncated.npy", "truncated|holds")
@@ -958,7 +965,7 @@ def _targets_args(loss: str):
 def _(c, p):
     """(10**9, 3) float64 targets: 24 GB (sparse)."""
     _head_model(c)
-    return _sparse(p, _npy_header("<f8", (10**9, 3)), 10**9 * 3 * 8)
+    return sparse_file(p, _npy_header("<f8", (10**9, 3)), 10**9 * 3 * 8)
 
 
 # ---- issue 17: no hangs, no unbounded reads, no internal errors ----------------

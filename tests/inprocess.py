@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import io
 import os
+import signal
+import threading
 from typing import Iterator
 
 
@@ -64,3 +66,29 @@ def _environment(changes: dict) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+class Hang(BaseException):
+    """Raised by the alarm of :func:`time_limit`; a BaseException, so that no ``except
+    Exception`` in the code under test turns it into an ordinary error."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the main thread after ``seconds`` (a blocking open of a FIFO included);
+    elsewhere, or without ``setitimer``, no limit."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise Hang(f"no answer within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

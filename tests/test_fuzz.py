@@ -15,18 +15,15 @@ example database, so CI sees the same inputs every time.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
 import os
 import pathlib
 import shutil
-import signal
 import struct
 import sys
 import tempfile
-import threading
 import zipfile
 
 import numpy as np
@@ -36,6 +33,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
+from inprocess import time_limit  # noqa: E402
 
 import rnngrad  # noqa: E402
 from rnngrad.errors import RnngradError  # noqa: E402
@@ -65,29 +63,6 @@ LAGS_TIME_LIMIT_S = 5
 # --------------------------------------------------------------------------
 # Infrastructure
 # --------------------------------------------------------------------------
-
-
-class _Hang(BaseException):
-    """Raised by the alarm; a BaseException so ``except Exception`` in the
-    code under test cannot swallow it and turn it into an RnngradError."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _Hang(f"call did not finish within {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 _WORKDIR = pathlib.Path(tempfile.mkdtemp(prefix="rnngrad-fuzz-"))

@@ -18,14 +18,12 @@ regression hangs one process, not the test run) and a sample per command.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -35,6 +33,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
+from inprocess import time_limit  # noqa: E402
 
 TIMEOUT_S = 60
 MAX_STDERR_LINES = 2
@@ -125,26 +124,6 @@ class Result:
         return (f"\n  argv: rnngrad {' '.join(repr(a) if (' ' in a or not a) else a for a in self.argv)}"
                 f"\n  exit: {self.rc}{' (TIMED OUT)' if self.timed_out else ''} after {self.seconds:.1f}s"
                 f"\n  stderr:\n{tail(self.stderr)}\n  stdout:\n{tail(self.stdout)}")
-
-
-class _Hang(BaseException):
-    """Raised by the alarm of :func:`time_limit`; a BaseException, so that no ``except
-    Exception`` in the code under test turns it into an ordinary error."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Interrupt the main thread after ``seconds`` (a blocking open of a FIFO included)."""
-    def on_alarm(signum, frame):
-        raise _Hang(f"no answer within {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def run_in_process(argv: list, cwd: pathlib.Path) -> Result:

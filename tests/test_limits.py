@@ -14,7 +14,6 @@ import json
 import os
 import resource
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -101,25 +100,6 @@ def test_a_checkpoint_truncated_while_it_is_read_is_no_sigbus(model, tmp_path):
 ENTRIES = 600_000
 
 
-def _wide_header(path: Path) -> None:
-    """A valid RNN plus 600,000 one-element tensors (a 40 MB header)."""
-    header, offset = {}, 0
-    for name, values in corpus.valid_state_dict_numpy().items():
-        size = values.size * 4
-        header[name] = {"dtype": "F32", "shape": list(values.shape),
-                        "data_offsets": [offset, offset + size]}
-        offset += size
-    for index in range(ENTRIES):
-        header[f"t{index}.weight"] = {"dtype": "F32", "shape": [1],
-                                      "data_offsets": [offset, offset + 4]}
-        offset += 4
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with path.open("wb") as handle:
-        handle.write(struct.pack("<Q", len(raw)) + raw)
-        handle.truncate(8 + len(raw) + offset)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["table"])  # JSON: benchmarks/bench_hostile.py
 def test_a_600k_entry_header_takes_seconds(tmp_path_factory, fmt):
@@ -129,7 +109,7 @@ def test_a_600k_entry_header_takes_seconds(tmp_path_factory, fmt):
     path = folder / "wide.safetensors"
     if not path.exists():
         folder.mkdir(exist_ok=True)
-        _wide_header(path)
+        corpus.wide_header_file(path, ENTRIES)
     started = time.perf_counter()
     result = _run(["inspect", path, "--format", fmt], timeout=120)
     seconds = time.perf_counter() - started

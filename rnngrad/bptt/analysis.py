@@ -30,11 +30,11 @@ from rnngrad.cells.stack import (ForwardOverflow, Group, Trace, group_recurrence
 from rnngrad.conventions.understand import understand
 from rnngrad.errors import OptionError, ProbeError, ResourceError
 from rnngrad.io import WeightBundle
+from rnngrad.limits import gib
 from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
 from rnngrad.probes.lags import parse_lags
 from rnngrad.probes.sequences import Probe, ProbeShape, make_probe, plan_probe
 from rnngrad.probes.spec import ProbeSpec
-from rnngrad.limits import gib
 from rnngrad.report import ModelInfo, finite_or_none, power10
 from rnngrad.spectrum.matrix import spectral_norm
 
@@ -138,7 +138,8 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
     return lambda lag, last: on_progress(lag, last, label)
 
 
-def group_probe_spec(bundle: WeightBundle, group: Group, spec: ProbeSpec) -> tuple[ProbeSpec, int]:
+def group_probe_spec(bundle: WeightBundle, group: Group,
+                     spec: ProbeSpec) -> tuple[ProbeSpec, int]:
     """The probe a group runs on and its input width (zero inputs when only W_rec is known)."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]

@@ -97,7 +97,8 @@ def _flush_stdout() -> None:
     except BrokenPipeError:
         sys.exit(_stdout_closed())
     except OSError as exc:
-        common.error_line(f"stdout cannot be written ({exc.strerror})", "check where the output goes")
+        common.error_line(f"stdout cannot be written ({exc.strerror})",
+                          "check where the output goes")
         sys.exit(2)
 
 
@@ -105,8 +106,10 @@ def _stdout_closed() -> int:
     """The reader of stdout went away: stop quietly, as a Unix tool does (SIGPIPE's 141)."""
     import os
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:  # what is still buffered must not fail again at shutdown
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
     return 141
 
 

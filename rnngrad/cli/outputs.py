@@ -39,7 +39,8 @@ WRITE_HINT = "choose a writable path"
 @dataclass(frozen=True)
 class Target:
     """A checked output: its ``path`` as given, the ``option`` that named it, and whether it
-    is a ``stream`` (an existing FIFO or character device, written in place)."""
+    is a ``stream`` (an existing FIFO, a character device or a path under ``/dev/`` or
+    ``/proc/``: appended to in place)."""
 
     path: Path
     option: str
@@ -76,8 +77,9 @@ class Outputs:
         checked = Target(target, option, stream=info is not None and _is_stream(
             target, option, info))
         for other, other_info in self._planned:
-            if other.path == target or (info is not None and other_info is not None
-                                        and _same(info, other_info)):
+            same_name = os.path.abspath(other.path) == os.path.abspath(target)
+            if same_name or (info is not None and other_info is not None
+                             and _same(info, other_info)):
                 raise OptionError(f"{option} {target}: {other.option} writes the same file",
                                   "give each output its own file")
         self._planned.append((checked, info))

@@ -23,9 +23,9 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+from rnngrad.errors import RnngradError
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import CheckConfig, config_from_values
-from rnngrad.errors import RnngradError
 from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelError, ModelFigures,
                                   Threshold, ThresholdLimit)
 from rnngrad.report import log10_value, power10

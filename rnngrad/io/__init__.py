@@ -23,10 +23,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from rnngrad.errors import LoadError
-from rnngrad.limits import DEFAULT_MAX_BYTES
 from rnngrad.io.archive import MAX_FILE_BYTES
 from rnngrad.io.bundle import TensorInfo, WeightBundle
 from rnngrad.io.sniff import checked_path, read_head, sha256, sniff
+from rnngrad.limits import DEFAULT_MAX_BYTES
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_FILE_BYTES", "TensorInfo", "WeightBundle", "as_bundle",
            "from_state_dict", "load", "with_limit"]

@@ -68,8 +68,8 @@ def render_junit(report: Any) -> str:
     suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check", tests=tests,
                                    failures=str(failures), errors=errors, skipped="0")
     for error in report.errors:
-        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{xml_text(error.model)}",
-                                      name="read")
+        case = ElementTree.SubElement(suite, "testcase", name="read",
+                                      classname=f"rnngrad.{xml_text(error.model)}")
         element = ElementTree.SubElement(case, "error", type="error",
                                          message=xml_text(error.message))
         element.text = xml_text(f"{error.message}\n{error.hint}")
