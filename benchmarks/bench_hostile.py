@@ -47,6 +47,8 @@ def build(folder: Path) -> dict[str, list[str]]:
     member = corpus._deflate_member("x.npy", buffer.getvalue())
     corpus._write_zip_raw(honest, [(f"m{i}.weight_hh_l0.npy",) + member[1:] for i in range(60)])
     wide = corpus.wide_header_file(folder / "600k.safetensors", 600_000)
+    checkpoint = folder / "100MB.pt"
+    _checkpoint(checkpoint)
     return {
         "npz 200 × 60 MiB zeros (12 MB): inspect": ["inspect", str(bomb)],
         "npz 60 × 20 MiB, honest (13 MB): inspect": ["inspect", str(honest), "-f", "json"],
@@ -61,7 +63,18 @@ def build(folder: Path) -> dict[str, list[str]]:
         "600k-entry header: inspect -f json": ["inspect", str(wide), "-f", "json"],
         "600k-entry header: inspect -f markdown": ["inspect", str(wide), "-f", "markdown"],
         "600k-entry header: spectrum": ["spectrum", str(wide)],
+        ".pt of 100 MB (read, not memory-mapped): inspect": ["inspect", str(checkpoint)],
     }
+
+
+def _checkpoint(path: Path) -> None:
+    """An RNN and a 100 MB embedding, as torch.save writes them."""
+    import torch
+
+    torch.manual_seed(0)
+    state = {f"rnn.{k}": v for k, v in torch.nn.RNN(64, 256).state_dict().items()}
+    state["embedding.weight"] = torch.randn(100_000, 250)
+    torch.save(state, path)
 
 
 # Run in the measured process: cap its address space, report its own peak resident memory
