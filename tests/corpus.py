@@ -1057,6 +1057,7 @@ OPTION_VALUES = {
     "device_meta": (["bptt", "--device", "meta"], "device"),
     "max_memory_nan": (["spectrum", "--max-memory", "nan"], "max-memory"),
     "max_memory_nan_inspect": (["inspect", "--max-memory", "nan"], "max-memory"),
+    "max_memory_zero_check": (["check", "--max-memory", "0"], "max-memory"),
     "batch_two_million": (["bptt", "--batch", "2000000"], "batch"),
     "norm_drop_zero": (["check", "--norm-drop", "0"], "norm-drop"),
     "explode_above_nan": (["check", "--explode-above", "nan"], "explode-above"),

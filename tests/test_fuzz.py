@@ -9,8 +9,8 @@ The files users name by option get the same treatment: mutated ``.npy`` probes
 (``--inputs``), mutated ``--map`` TOML files and arbitrary baseline JSON.
 
 ``RNNGRAD_FUZZ_EXAMPLES`` sets ``max_examples`` per test (default 500; the
-seven tests below then run 3500 cases).  Runs are derandomized and use no
-example database, so CI sees the same inputs every time.
+three option-file tests take two fifths of it: 4,100 cases in all).  Runs are
+derandomized and use no example database, so CI sees the same inputs every time.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.filter_too_much],
 )
+
+#: The option files (probes, maps, baselines) are small inputs: fewer examples reach as far.
+FUZZ_OPTION_FILES = settings(FUZZ, max_examples=max(1, EXAMPLES * 2 // 5))
 
 #: Wall-clock limit for one load+spectrum of a tiny file / one parse_lags call.
 FILE_TIME_LIMIT_S = 20
@@ -382,7 +385,7 @@ def _probe(path: pathlib.Path) -> None:
     assert probe.inputs.shape == (shape.batch, shape.length, shape.width)
 
 
-@FUZZ
+@FUZZ_OPTION_FILES
 @given(data=byte_mutations("npy"))
 def test_fuzz_npy_probe_bytes(data):
     check_option_file(data, ".npy", _probe)
@@ -393,7 +396,7 @@ def valid_model() -> pathlib.Path:
     return corpus.make_valid_model(_fresh_path(".safetensors"))
 
 
-@FUZZ
+@FUZZ_OPTION_FILES
 @given(data=byte_mutations("map"))
 def test_fuzz_map_toml_bytes(valid_model, data):
     check_option_file(data, ".toml", lambda path: rnngrad.inspect(valid_model, map=str(path)))
@@ -407,7 +410,7 @@ def figures(valid_model):
     return measure(valid_model, config_from_values({"lags": "1..3", "steps": 10, "batch": 2}))
 
 
-@FUZZ
+@FUZZ_OPTION_FILES
 @given(document=st.one_of(
     json_values,
     st.fixed_dictionaries({"schema_version": json_scalars, "models": st.one_of(

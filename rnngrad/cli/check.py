@@ -9,9 +9,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, BatchOpt, InputScaleOpt, LagsOpt,
-                                LeakOpt, MapOpt, OutputOpt, PlotOpt, QuietOpt, SeedOpt, StepsOpt,
-                                draw_plot, emit, error_line, handled, outputs_for, plan_plot,
-                                planned, progress, value)
+                                LeakOpt, MapOpt, MaxMemoryOpt, OutputOpt, PlotOpt, QuietOpt,
+                                SeedOpt, StepsOpt, draw_plot, emit, error_line, handled,
+                                outputs_for, plan_plot, planned, progress, value)
 from rnngrad.errors import OptionError
 
 NAME = "check"
@@ -51,6 +51,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
             inputs: Annotated[Optional[str], typer.Option(
                 help="Probe sequences .npy.", rich_help_panel=PROBE_PANEL)] = None,
             activation: ActivationOpt = None, leak: LeakOpt = None, map_file: MapOpt = None,
+            max_memory: MaxMemoryOpt = None,
             baseline: Annotated[Optional[Path], typer.Option(
                 help="Fail on regressions against this baseline.",
                 rich_help_panel=CONFIG_PANEL)] = None,
@@ -85,7 +86,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         "steps": steps, "seed": seed, "input_scale": input_scale, "inputs": inputs,
         "activation": activation, "radius_tolerance": radius_tolerance,
         "norm_drop": norm_drop, "norm_rise": norm_rise, "leak": leak, "map": map_file,
-        "baseline": baseline}
+        "baseline": baseline, "max_memory": max_memory}
     with handled(format):
         loaded = load_config(config)
         cli = {name: value(option) for name, option in cli_values.items() if option is not None}

@@ -96,7 +96,8 @@ def read_inputs(path: Path, input_size: int, max_bytes: int = DEFAULT_MAX_BYTES)
     """Probe sequences from ``.npy``: (B, T, I) or (T, I), finite floats, I = input_size."""
     _input_shape(npy_header(path, "--inputs"), path, input_size)
     array = read_npy(path, "--inputs", max_bytes)
-    values = (array[None] if array.ndim == 2 else array).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # NaN payloads: refused just below
+        values = (array[None] if array.ndim == 2 else array).astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise ProbeError(f"--inputs {path}: contains NaN or Inf", "clean the probe data")
     return values
