@@ -19,8 +19,8 @@ import, and imports only point down this list: :mod:`rnngrad.io` (files -> bundl
 (:mod:`rnngrad.inspection`, :mod:`rnngrad.spectrum`, :mod:`rnngrad.bptt`,
 :mod:`rnngrad.surface`, :mod:`rnngrad.lyapunov`), the renderers
 (:mod:`rnngrad.render`, :mod:`rnngrad.plots`), :mod:`rnngrad.gate` (the CI gate) and
-:mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report` and :mod:`rnngrad.errors` are
-shared by all.
+:mod:`rnngrad.cli` (the command line). :mod:`rnngrad.report`, :mod:`rnngrad.errors` and
+:mod:`rnngrad.limits` (the default memory limit) are shared by all.
 """
 
 from __future__ import annotations

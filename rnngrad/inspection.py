@@ -25,6 +25,11 @@ class TensorRow(Record):
     dtype: str
     used_by: str | None
 
+    def to_dict(self) -> dict[str, Any]:
+        # What Record.to_dict writes, without its generic walk: a file may hold 600,000 rows.
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "used_by": self.used_by}
+
 
 @dataclass(frozen=True, kw_only=True)
 class RecurrenceInfo(RecurrenceId):

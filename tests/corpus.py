@@ -17,6 +17,17 @@ is a lowercase substring; ``|`` separates acceptable alternatives (e.g.
 ``"truncated|short"``).  The file name itself is stripped from the message
 before ``expect`` is matched, so a name like ``x.safetensors`` cannot satisfy
 ``"safetensors"`` by accident.
+
+Kinds: ``model`` (a weights file, through every command), ``probe`` (an
+``--inputs`` file), ``lags`` (a lag spec), ``option`` (any other file or value
+an option names: ``--map``, ``--config``, ``--baseline``, ``--targets``,
+``--seed``, ``--device``, ... through one command) and ``output`` (an output
+path that would destroy an input or cannot be written).  Classes of issue 17:
+memory bounded before allocation (:data:`MEMORY_CASES`, run in a subprocess
+under ``RLIMIT_AS``), no hangs (:data:`HANG_CASES`: FIFOs and devices, run in
+a subprocess with a timeout), no internal errors, outputs that never destroy
+inputs.  File text that must be shown as data (markup, ESC sequences) is not a
+refusal: :func:`text_model` writes such a model for the tests that render it.
 """
 
 from __future__ import annotations
@@ -63,7 +74,30 @@ PAYLOAD_CASES = frozenset({
     "probe_object_payload",
 })
 
-KINDS = ("model", "probe", "lags")
+#: Cases that would allocate gigabytes on an unguarded rnngrad: always run in a
+#: subprocess under an address-space limit (:data:`RLIMIT_AS_BYTES`).
+MEMORY_CASES = frozenset({
+    "npz_many_members", "pt_stride0_expand", "st_big_sparse_tensor", "probe_sparse_4gb",
+    "targets_sparse_huge", "batch_million_memory",
+})
+
+#: Cases that would block an unguarded rnngrad forever (FIFOs, devices): run
+#: under a time limit.
+HANG_CASES = frozenset({
+    "probe_fifo", "probe_dev_zero", "map_fifo", "map_dev_zero", "config_fifo", "baseline_fifo",
+    "targets_fifo", "output_fifo_without_reader",
+})
+
+#: Hang cases that an unguarded reader would also fill memory with (/dev/zero
+#: never ends): run in a subprocess under RLIMIT_AS, like the memory cases.
+DEVICE_CASES = frozenset({"probe_dev_zero", "map_dev_zero"})
+
+#: The address-space limit of a guarded subprocess: torch alone maps about
+#: 0.7 GB, so 3 GiB leaves room for every legitimate case and none for the
+#: gigabytes the memory cases would take.
+RLIMIT_AS_BYTES = 3 * 1024**3
+
+KINDS = ("model", "probe", "lags", "option", "output")
 
 
 @dataclass(frozen=True)
@@ -84,12 +118,14 @@ class Case:
     skip: Optional[str] = None
     #: Commands that must refuse this case.
     commands: tuple = MODEL_COMMANDS
+    #: Whether the error must name ``path``'s file name.
+    names_file: bool = True
 
     def argv(self, command: Optional[str] = None) -> list:
         """argv (after ``rnngrad``) for ``command``; default: :attr:`args`."""
         if command is None or self.kind != "model":
-            if command not in (None, "bptt") and self.kind != "model":
-                raise ValueError(f"{self.kind} case only runs bptt")
+            if command not in (None, self.args[0]):
+                raise ValueError(f"{self.kind} case only runs {self.args[0]}")
             return list(self.args)
         return model_argv(command, self.path)
 
@@ -119,8 +155,16 @@ def lags_argv(model: pathlib.Path, spec: str) -> list:
     return ["bptt", str(model), *lag, "--steps", DEFAULT_STEPS]
 
 
-def sentinel_path(dest: pathlib.Path) -> pathlib.Path:
-    return pathlib.Path(dest).resolve() / SENTINEL_NAME
+def sentinel_path(dest: pathlib.Path, case: Optional[str] = None) -> pathlib.Path:
+    """The file whose appearance proves that the payload of ``case`` ran (each payload case
+    has its own, so that their calls can run at the same time and still be told apart)."""
+    name = SENTINEL_NAME if case is None else f"{SENTINEL_NAME}.{case}"
+    return pathlib.Path(dest).resolve() / name
+
+
+def sentinels(dest: pathlib.Path) -> list:
+    """Every sentinel that exists under ``dest``: a payload ran."""
+    return sorted(pathlib.Path(dest).resolve().glob(SENTINEL_NAME + "*"))
 
 
 # --------------------------------------------------------------------------
@@ -332,9 +376,14 @@ def _npy_header(descr: str, shape: tuple) -> bytes:
 class _Ctx:
     def __init__(self, dest: pathlib.Path):
         self.dest = dest
-        self.sentinel = sentinel_path(dest)
+        self.case: Optional[str] = None
         self.valid_model = dest / VALID_MODEL_NAME
         self._sd = None
+
+    @property
+    def sentinel(self) -> pathlib.Path:
+        """The sentinel of the case being built."""
+        return sentinel_path(self.dest, self.case)
 
     @property
     def sd(self) -> dict:
@@ -356,6 +405,9 @@ class _Spec:
     build: Optional[_Builder] = None
     spec: Optional[str] = None
     commands: tuple = MODEL_COMMANDS
+    #: option/output cases: argv after ``rnngrad`` from (ctx, path).
+    args: Optional[Callable] = None
+    names_file: bool = True
 
 
 _SPECS: list = []
@@ -375,6 +427,22 @@ def _probe(name: str, filename: str, expect: str):
         _SPECS.append(_Spec(name, "probe", filename, expect, fn, None, ("bptt",)))
         return fn
     return deco
+
+
+def _option(name: str, filename: Optional[str], expect: str, args: Callable,
+            kind: str = "option", names_file: bool = True):
+    """Register a case that hands a file (``filename``, built by the decorated
+    function; None: the valid model) or a value to an option. ``args(ctx, path)``
+    is the whole argv; its first item is the one command that must refuse it."""
+    def deco(fn):
+        _SPECS.append(_Spec(name, kind, filename, expect, fn, None, (), args,
+                            names_file and filename is not None))
+        return fn
+    return deco
+
+
+def _output(name: str, filename: Optional[str], expect: str, args: Callable):
+    return _option(name, filename, expect, args, kind="output")
 
 
 K_IH, K_HH, K_BIH, K_BHH = (PREFIX + s for s in
@@ -592,21 +660,7 @@ def _(c, p):
 def _(c, p):
     """Consistent header + 320 GB of (sparse, unallocated) zeros."""
     header = _huge_header()
-    head = st_pack(header, b"")
-    total = len(head) + header[K_HH]["data_offsets"][1]
-    with open(p, "wb") as f:
-        f.write(head)
-        try:
-            f.truncate(total)
-        except OSError as e:
-            f.truncate(0)
-            return f"filesystem refuses a {total}-byte sparse file: {e}"
-    st_ = p.stat()
-    if st_.st_size != total or st_.st_blocks * 512 > 64 * 1024 * 1024:
-        p.unlink()
-        p.write_bytes(head)
-        return "filesystem does not support sparse files"
-    return None
+    return sparse_file(p, st_pack(header, b""), header[K_HH]["data_offsets"][1])
 
 
 # ---- pickles and other formats ------------------------------------------
@@ -769,6 +823,340 @@ def _(c, p):
     p.write_text("0.1, 0.2, 0.3, 0.4\n" * T)
 
 
+# ---- issue 17: memory bounded before allocation ----------------------------
+
+#: 40 members of 60 MiB of zeros each: 2.4 MB on disk, 2.3 GiB inflated (each
+#: member passes a per-member ratio check, the archive as a whole does not).
+MANY_MEMBERS = 40
+MEMBER_SIDE = 3960
+
+
+@_model("npz_many_members", "many_members.npz", "zip bomb|memory limit")
+def _(c, p):
+    member = _zero_bomb_member("x.npy", _npy_header("<f4", (MEMBER_SIDE, MEMBER_SIDE)),
+                               MEMBER_SIDE * MEMBER_SIDE * 4)
+    _write_zip_raw(p, [(f"m{i}.weight_hh_l0.npy",) + member[1:] for i in range(MANY_MEMBERS)])
+
+
+@_model("pt_stride0_expand", "stride0.pt", "memory limit")
+def _(c, p):
+    """2 KB: a (1, 1) storage viewed with stride 0 as 40000 x 40000 (12.8 GB as float64)."""
+    import torch
+    side = 40_000
+    torch.save({K_HH: torch.zeros(1, 1).expand(side, side),
+                K_IH: torch.zeros(1, 1).expand(side, INPUT_SIZE),
+                K_BIH: torch.zeros(1).expand(side), K_BHH: torch.zeros(1).expand(side)}, str(p))
+
+
+@_model("st_big_sparse_tensor", "big_sparse.safetensors", "memory limit",
+        commands=("inspect", "check"))  # hashing 2.2 GB of holes takes seconds per call
+def _(c, p):
+    """A consistent 2.2 GB (sparse) float16 W_hh of 33000 x 33000: 8.7 GB as float64."""
+    side = 33_000
+    header = {K_HH: {"dtype": "F16", "shape": [side, side], "data_offsets": [0, side * side * 2]}}
+    return sparse_file(p, st_pack(header, b""), side * side * 2)
+
+
+def sparse_file(p: pathlib.Path, head: bytes, data_bytes: int) -> Optional[str]:
+    """``head`` followed by ``data_bytes`` of unallocated zeros; a skip reason if the
+    file system cannot make sparse files."""
+    total = len(head) + data_bytes
+    with open(p, "wb") as f:
+        f.write(head)
+        try:
+            f.truncate(total)
+        except OSError as e:
+            f.truncate(0)
+            return f"filesystem refuses a {total}-byte sparse file: {e}"
+    st_ = p.stat()
+    if st_.st_size != total or st_.st_blocks * 512 > 64 * 1024 * 1024:
+        p.unlink()
+        p.write_bytes(head)
+        return "filesystem does not support sparse files"
+    return None
+
+
+def wide_header_file(path: pathlib.Path, entries: int) -> pathlib.Path:
+    """The valid RNN plus ``entries`` one-element tensors (600,000: a 40 MB header), its
+    data sparse: the file of issue 17's 493-second ``inspect``."""
+    header, offset = {}, 0
+    for name, values in valid_state_dict_numpy().items():
+        header[name] = {"dtype": "F32", "shape": list(values.shape),
+                        "data_offsets": [offset, offset + values.size * 4]}
+        offset += values.size * 4
+    for index in range(entries):
+        header[f"t{index}.weight"] = {"dtype": "F32", "shape": [1],
+                                      "data_offsets": [offset, offset + 4]}
+        offset += 4
+    sparse_file(path, st_pack(header), offset)
+    return path
+
+
+@_model("st_deep_json_header", "deep_header.safetensors", "nest|deep")
+def _(c, p):
+    p.write_bytes(st_pack("{\"x\":" + "[" * 100_000 + "]" * 100_000 + "}"))
+
+
+@_model("npz_header_lies", "header_lies.npz", "declares|truncated")
+def _(c, p):
+    """A member whose .npy header claims (8, 8) float32 over 16 bytes of data."""
+    _write_zip_raw(p, [_deflate_member(K_HH + ".npy", _npy_header("<f4", (8, 8)) + bytes(16))])
+
+
+@_model("npz_non_npy_member", "with_text.npz", "no recurrence|not .npy")
+def _(c, p):
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.zeros(3, np.float32))
+    _write_zip_raw(p, [_deflate_member("x.npy", buf.getvalue()),
+                       _deflate_member("notes.txt", b"trained for 3 epochs\n")])
+
+
+@_probe("probe_sparse_4gb", "probe_sparse.npy", "limit")
+def _(c, p):
+    """(250, 1000000, 4) float32: a 4 GB (sparse) probe file, 8 GB as float64."""
+    shape = (250, 1_000_000, INPUT_SIZE)
+    return sparse_file(p, _npy_header("<f4", shape), 250 * 1_000_000 * INPUT_SIZE * 4)
+
+
+@_probe("probe_truncated", "probe_truncated.npy", "truncated|holds")
+def _(c, p):
+    p.write_bytes(_npy_header("<f4", (T, INPUT_SIZE)) + bytes(T * INPUT_SIZE * 4 // 2))
+
+
+@_probe("probe_fifo", "probe_fifo.npy", "regular|pipe")
+def _(c, p):
+    os.mkfifo(p)
+
+
+@_probe("probe_dev_zero", "probe_zero.npy", "regular|device")
+def _(c, p):
+    p.symlink_to("/dev/zero")
+
+
+@_option("batch_million_memory", None, "limit",  # 1e6 × 150 steps: far over 8 GiB
+         lambda c, p: ["bptt", p, "--batch", "1000000", "--lags", "1..100"])
+def _(c, p):
+    return None
+
+
+HEAD_MODEL_NAME = "valid_with_head.safetensors"
+
+
+def _head_model(c: "_Ctx") -> pathlib.Path:
+    """The valid RNN with a linear head ``fc`` (3 classes), for --loss/--targets cases."""
+    path = c.dest / HEAD_MODEL_NAME
+    if not path.exists():
+        import torch
+        from safetensors.torch import save_file
+        torch.manual_seed(0)
+        head = torch.nn.Linear(HIDDEN_SIZE, 3)
+        save_file({**valid_state_dict_torch(),
+                   **{f"fc.{k}": v.contiguous() for k, v in head.state_dict().items()}},
+                  str(path))
+    return path
+
+
+def _targets_args(loss: str):
+    return lambda c, p: ["bptt", c.dest / HEAD_MODEL_NAME, "--loss", loss, "--targets", p,
+                         "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]
+
+
+@_option("targets_sparse_huge", "targets_huge.npy", "limit", _targets_args("mse"))
+def _(c, p):
+    """(10**9, 3) float64 targets: 24 GB (sparse)."""
+    _head_model(c)
+    return sparse_file(p, _npy_header("<f8", (10**9, 3)), 10**9 * 3 * 8)
+
+
+# ---- issue 17: no hangs, no unbounded reads, no internal errors ----------------
+
+@_option("targets_fifo", "targets_fifo.npy", "regular|pipe", _targets_args("mse"))
+def _(c, p):
+    _head_model(c)
+    os.mkfifo(p)
+
+
+@_option("targets_empty", "targets_empty.npy", "no targets|empty", _targets_args("ce"))
+def _(c, p):
+    _head_model(c)
+    np.save(p, np.zeros(0, np.int64))
+
+
+@_option("targets_npz", "targets.npz", "npy|magic", _targets_args("ce"))
+def _(c, p):
+    _head_model(c)
+    np.savez(p, targets=np.zeros(4, np.int64))
+
+
+def _map_args(c, p):
+    return ["inspect", c.valid_model, "--map", p]
+
+
+@_option("map_fifo", "map_fifo.toml", "regular|pipe", _map_args)
+def _(c, p):
+    os.mkfifo(p)
+
+
+@_option("map_dev_zero", "map_zero.toml", "regular|device", _map_args)
+def _(c, p):
+    p.symlink_to("/dev/zero")
+
+
+@_option("map_deep_toml", "map_deep.toml", "nest|deep", _map_args)
+def _(c, p):
+    p.write_text("recurrent = " + "[" * 50_000 + "]" * 50_000 + "\n")
+
+
+def _check_args(option: str):
+    return lambda c, p: ["check", c.valid_model, option, p, "--lags", DEFAULT_LAGS,
+                         "--steps", DEFAULT_STEPS]
+
+
+@_option("config_fifo", "config_fifo.toml", "regular|pipe", _check_args("--config"))
+def _(c, p):
+    os.mkfifo(p)
+
+
+@_option("baseline_fifo", "baseline_fifo.json", "regular|pipe", _check_args("--baseline"))
+def _(c, p):
+    os.mkfifo(p)
+
+
+@_option("config_deep_toml", "config_deep.toml", "nest|deep", _check_args("--config"))
+def _(c, p):
+    p.write_text("batch = " + "[" * 50_000 + "]" * 50_000 + "\n")
+
+
+@_option("baseline_deep_json", "baseline_deep.json", "baseline", _check_args("--baseline"))
+def _(c, p):
+    p.write_text("[" * 100_000 + "]" * 100_000)
+
+
+CONFIG_VALUES = {
+    "config_models_not_strings": ("models = [1]", "list of strings"),
+    "config_batch_2_62": (f"batch = {2**62}", "batch"),
+    "config_seed_negative": ("seed = -1", "seed"),
+    "config_norm_drop_zero": ("norm-drop = 0", "norm-drop"),
+    "config_explode_nan": ("explode-above = nan", "explode-above"),
+    "config_vanish_nan": ("vanish-below = nan", "vanish-below"),
+    "config_max_memory_nan": ("max-memory = nan", "max-memory"),
+}
+
+
+def _config_case(name: str, line: str, expect: str) -> None:
+    def build(c, p):
+        p.write_text(f"[tool.rnngrad]\n{line}\n")
+    _option(name, f"{name}.toml", expect, _check_args("--config"), names_file=False)(build)
+
+
+for _name, (_line, _expect) in CONFIG_VALUES.items():
+    _config_case(_name, _line, _expect)
+
+OPTION_VALUES = {
+    "seed_negative": (["bptt", "--seed", "-1"], "seed"),
+    "device_meta": (["bptt", "--device", "meta"], "device"),
+    "max_memory_nan": (["spectrum", "--max-memory", "nan"], "max-memory"),
+    "max_memory_nan_inspect": (["inspect", "--max-memory", "nan"], "max-memory"),
+    "max_memory_zero_check": (["check", "--max-memory", "0"], "max-memory"),
+    "batch_two_million": (["bptt", "--batch", "2000000"], "batch"),
+    "norm_drop_zero": (["check", "--norm-drop", "0"], "norm-drop"),
+    "explode_above_nan": (["check", "--explode-above", "nan"], "explode-above"),
+}
+
+
+def _value_case(name: str, argv: list, expect: str) -> None:
+    def args(c, p):
+        lags = ["--lags", DEFAULT_LAGS] if argv[0] in ("bptt", "check") else []
+        return [argv[0], c.valid_model, *argv[1:], *lags]
+    _option(name, None, expect, args)(lambda c, p: None)
+
+
+for _name, (_argv, _expect) in OPTION_VALUES.items():
+    _value_case(_name, _argv, _expect)
+
+
+# ---- issue 17: outputs never destroy inputs ----------------------------------
+
+def _victim(p: pathlib.Path) -> pathlib.Path:
+    """The model an output case would destroy: its own copy, so that an rnngrad that does
+    destroy it harms no other case."""
+    return p.parent / f"victim_of_{p.name}.safetensors"
+
+
+def _json_output(command: str = "inspect", option: str = "--output", model=None):
+    """argv writing ``--output``/``--plot``/... to the case's path; the model read is
+    ``model(c, p)`` (default: the case's victim copy)."""
+    def args(c, p):
+        read = (model or (lambda c, p: _victim(p)))(c, p)
+        head = {"inspect": ["inspect", read, "--format", "json"],
+                "spectrum": ["spectrum", read],
+                "bptt": ["bptt", read, "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS]}
+        return [*head[command], option, p]
+    return args
+
+
+def _valid(c, p):
+    return c.valid_model
+
+
+@_output("output_is_the_model", "victim.safetensors", "input",
+         _json_output(model=lambda c, p: p))
+def _(c, p):
+    make_valid_model(p)
+
+
+@_output("output_hard_link_to_model", "model_hardlink.json", "input", _json_output())
+def _(c, p):
+    os.link(make_valid_model(_victim(p)), p)
+
+
+@_output("output_symlink_to_model", "model_symlink.json", "input", _json_output())
+def _(c, p):
+    p.symlink_to(make_valid_model(_victim(p)))
+
+
+@_output("plot_onto_model", "model_picture.svg", "input", _json_output("spectrum", "--plot"))
+def _(c, p):
+    p.symlink_to(make_valid_model(_victim(p)))
+
+
+@_output("save_directions_onto_model", "directions_link.safetensors", "input",
+         _json_output("bptt", "--save-directions"))
+def _(c, p):
+    os.link(make_valid_model(_victim(p)), p)
+
+
+@_output("write_baseline_onto_config", "gate_config.toml", "input",
+         lambda c, p: ["check", c.valid_model, "--config", p, "--write-baseline", p,
+                       "--lags", DEFAULT_LAGS, "--steps", DEFAULT_STEPS])
+def _(c, p):
+    p.write_text("[tool.rnngrad]\nexplode-above = 1e4\n")
+
+
+@_output("output_missing_folder", "no_such_folder", "does not exist",
+         lambda c, p: ["inspect", c.valid_model, "--output", p / "report.txt"])
+def _(c, p):
+    return None
+
+
+@_output("output_is_a_directory", "a_folder_for_output", "directory",
+         _json_output(model=_valid))
+def _(c, p):
+    p.mkdir()
+
+
+@_output("output_dev_full", "full_device", "no space", _json_output(model=_valid))
+def _(c, p):
+    if not os.path.exists("/dev/full"):
+        return "no /dev/full on this system"
+    p.symlink_to("/dev/full")
+
+
+@_output("output_fifo_without_reader", "report_fifo", "pipe", _json_output(model=_valid))
+def _(c, p):
+    os.mkfifo(p)
+
+
 # ---- lag specs -----------------------------------------------------------
 
 LAG_SPECS = {
@@ -802,7 +1190,9 @@ def case_specs() -> list:
 
 def case_commands() -> dict:
     """{name: commands that must refuse the case}, without building anything."""
-    return {s.name: s.commands for s in _SPECS}
+    return {s.name: s.commands or (s.args(_Ctx(pathlib.Path("/nonexistent")),
+                                          pathlib.Path("x"))[0],)
+            for s in _SPECS}
 
 
 def build_corpus(dest: pathlib.Path, only: Optional[set] = None) -> list:
@@ -823,13 +1213,19 @@ def build_corpus(dest: pathlib.Path, only: Optional[set] = None) -> list:
             path = ctx.valid_model
             args = lags_argv(path, s.spec)
         else:
-            path = dest / s.filename
+            path = dest / s.filename if s.filename else ctx.valid_model
+            ctx.case = s.name
             skip = s.build(ctx, path)
-            args = (model_argv(s.commands[0], path) if s.kind == "model"
-                    else probe_argv(ctx.valid_model, path))
+            if s.args is not None:
+                args = [str(a) for a in s.args(ctx, path)]
+            else:
+                args = (model_argv(s.commands[0], path) if s.kind == "model"
+                        else probe_argv(ctx.valid_model, path))
+        commands = s.commands or (args[0],)
         cases.append(Case(name=s.name, path=path, kind=s.kind, args=args,
-                          expect=s.expect, spec=s.spec, skip=skip, commands=s.commands))
-    if ctx.sentinel.exists():
+                          expect=s.expect, spec=s.spec, skip=skip, commands=commands,
+                          names_file=s.names_file and s.kind != "lags"))
+    if sentinels(dest):
         raise RuntimeError("building the corpus executed a payload")
     return cases
 

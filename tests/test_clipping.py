@@ -152,3 +152,13 @@ def test_curvature_rule_closed_forms(lr, top, gradient_norm, expected, says):
 def test_bptt_points_to_the_curvature_rule(tmp_path):
     report = rnngrad.bptt(chaotic_rnn(gain=0.5), lags="1..5", batch=2)
     assert "rnngrad surface MODEL --lr" in report.clip.caveat
+
+
+def test_zero_gradients_give_no_threshold():
+    """max_norm=0 would zero every gradient: saturated probes get no threshold, and say why."""
+    from rnngrad.bptt.clipping import recommend
+
+    for norms in (np.zeros(4), np.full(4, 1e-320)):
+        clip = recommend(norms)
+        assert clip.max_norm is None and "nothing to clip" in clip.advice
+        assert clip.line.startswith("no clip threshold")

@@ -5,34 +5,35 @@ Mutated safetensors / .pt / .npz files go through ``rnngrad.load`` and
 ``rnngrad.errors.RnngradError`` -- any other exception (``KeyError``,
 ``struct.error``, ``MemoryError``, ``RuntimeError`` from torch, a pyo3
 ``PanicException``, ...) is a bug -- and must leave the file unchanged.
+The files users name by option get the same treatment: mutated ``.npy`` probes
+(``--inputs``), mutated ``--map`` TOML files and arbitrary baseline JSON.
 
 ``RNNGRAD_FUZZ_EXAMPLES`` sets ``max_examples`` per test (default 500; the
-seven tests below then run 3500 cases).  Runs are derandomized and use no
-example database, so CI sees the same inputs every time.
+three option-file tests take two fifths of it: 4,100 cases in all).  Runs are
+derandomized and use no example database, so CI sees the same inputs every time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
 import os
 import pathlib
 import shutil
-import signal
 import struct
 import sys
 import tempfile
-import threading
 import zipfile
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
+from inprocess import time_limit  # noqa: E402
 
 import rnngrad  # noqa: E402
 from rnngrad.errors import RnngradError  # noqa: E402
@@ -54,6 +55,9 @@ FUZZ = settings(
                            HealthCheck.filter_too_much],
 )
 
+#: The option files (probes, maps, baselines) are small inputs: fewer examples reach as far.
+FUZZ_OPTION_FILES = settings(FUZZ, max_examples=max(1, EXAMPLES * 2 // 5))
+
 #: Wall-clock limit for one load+spectrum of a tiny file / one parse_lags call.
 FILE_TIME_LIMIT_S = 20
 LAGS_TIME_LIMIT_S = 5
@@ -62,29 +66,6 @@ LAGS_TIME_LIMIT_S = 5
 # --------------------------------------------------------------------------
 # Infrastructure
 # --------------------------------------------------------------------------
-
-
-class _Hang(BaseException):
-    """Raised by the alarm; a BaseException so ``except Exception`` in the
-    code under test cannot swallow it and turn it into an RnngradError."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def on_alarm(signum, frame):
-        raise _Hang(f"call did not finish within {seconds}s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 _WORKDIR = pathlib.Path(tempfile.mkdtemp(prefix="rnngrad-fuzz-"))
@@ -149,7 +130,20 @@ def _st_regions(data: bytes) -> list:
     return [(0, 8), (8, 8 + n), (8 + n, len(data))]
 
 
+def _npy_bytes() -> bytes:
+    buffer = io.BytesIO()
+    values = np.random.default_rng(0).standard_normal((2, 20, corpus.INPUT_SIZE))
+    np.save(buffer, values.astype(np.float32))
+    return buffer.getvalue()
+
+
+MAP_TEXT = (b'[[recurrence]]\nname = "net"\nrecurrent = "rnn.weight_hh_l0"\n'
+            b'input = "rnn.weight_ih_l0"\nbias = ["rnn.bias_ih_l0", "rnn.bias_hh_l0"]\n'
+            b'nonlinearity = "tanh"\nleak = 0.5\norientation = "rows"\n')
+
 BASES = {
+    "npy": (_npy_bytes(), ".npy"),
+    "map": (MAP_TEXT, ".toml"),
     "safetensors": (corpus.valid_safetensors_bytes(), ".safetensors"),
     "pt": (corpus.valid_pt_bytes(), ".pt"),
     "pt_legacy": (corpus.valid_pt_bytes(legacy=True), ".pt"),
@@ -157,6 +151,8 @@ BASES = {
     "npz_compressed": (corpus.valid_npz_bytes(compressed=True), ".npz"),
 }
 REGIONS = {
+    "npy": [(0, 10), (10, 128), (128, len(BASES["npy"][0]))],
+    "map": [(0, len(MAP_TEXT))],
     "safetensors": _st_regions(BASES["safetensors"][0]),
     "pt": _zip_regions(BASES["pt"][0]),
     "pt_legacy": [(0, len(BASES["pt_legacy"][0]))],
@@ -355,6 +351,84 @@ def test_fuzz_pt_bytes(key, seed):
 @given(key=st.sampled_from(["npz", "npz_compressed"]), seed=st.data())
 def test_fuzz_npz_bytes(key, seed):
     check_file(seed.draw(byte_mutations(key)), ".npz")
+
+
+# --------------------------------------------------------------------------
+# Files named by options: probes, maps, baselines
+# --------------------------------------------------------------------------
+
+
+def check_option_file(data: bytes, suffix: str, use) -> None:
+    """``use(path)`` must return or raise RnngradError; the file stays unchanged."""
+    path = _fresh_path(suffix)
+    path.write_bytes(data)
+    try:
+        with time_limit(FILE_TIME_LIMIT_S):
+            try:
+                use(path)
+                event("accepted")
+            except RnngradError as e:
+                event(f"refused: {type(e).__name__}")
+                assert str(e).strip(), "RnngradError with an empty message"
+        assert path.read_bytes() == data, "the input file was modified"
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _probe(path: pathlib.Path) -> None:
+    from rnngrad.probes.sequences import make_probe, plan_probe
+    from rnngrad.probes.spec import ProbeSpec
+
+    spec = ProbeSpec(inputs=str(path))
+    shape = plan_probe(spec, corpus.INPUT_SIZE)
+    probe = make_probe(spec, corpus.INPUT_SIZE, max_bytes=64 * 1024**2)
+    assert probe.inputs.shape == (shape.batch, shape.length, shape.width)
+
+
+@FUZZ_OPTION_FILES
+@given(data=byte_mutations("npy"))
+def test_fuzz_npy_probe_bytes(data):
+    check_option_file(data, ".npy", _probe)
+
+
+@pytest.fixture(scope="module")
+def valid_model() -> pathlib.Path:
+    return corpus.make_valid_model(_fresh_path(".safetensors"))
+
+
+@FUZZ_OPTION_FILES
+@given(data=byte_mutations("map"))
+def test_fuzz_map_toml_bytes(valid_model, data):
+    check_option_file(data, ".toml", lambda path: rnngrad.inspect(valid_model, map=str(path)))
+
+
+@pytest.fixture(scope="module")
+def figures(valid_model):
+    from rnngrad.gate.check import measure
+    from rnngrad.gate.config import config_from_values
+
+    return measure(valid_model, config_from_values({"lags": "1..3", "steps": 10, "batch": 2}))
+
+
+@FUZZ_OPTION_FILES
+@given(document=st.one_of(
+    json_values,
+    st.fixed_dictionaries({"schema_version": json_scalars, "models": st.one_of(
+        json_values, st.dictionaries(st.sampled_from(["", "x", "model.safetensors"]),
+                                     json_values, max_size=2))})))
+def test_fuzz_baseline_json(figures, document):
+    from rnngrad.gate.baseline import compare, read_baseline
+    from rnngrad.gate.config import config_from_values
+
+    config = config_from_values({})
+    model = {figures.model.path: {figures.recurrences[0].weight_hh: document}}
+
+    def use(path: pathlib.Path) -> None:
+        baseline = read_baseline(path)
+        compare(figures, baseline, config)
+        compare(figures, {"models": model}, config)
+
+    check_option_file(json.dumps(document, allow_nan=True).encode(), ".json", use)
 
 
 # --------------------------------------------------------------------------

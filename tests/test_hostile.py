@@ -1,14 +1,18 @@
-"""Run the installed ``rnngrad`` CLI on every broken/hostile corpus file.
+"""Run the ``rnngrad`` CLI on every broken/hostile corpus case (tests/corpus.py).
 
 Every case must be refused cleanly: exit status 2, a short message on
 stderr (no traceback) that names the file and says what is wrong, the input
-left byte-for-byte unchanged, and no payload executed.  With
-``--format json`` the same error must come back as
-``{"error": {"message": ..., "hint": ...}}`` on stdout.
+left byte-for-byte unchanged, no file appearing or disappearing next to it,
+and no payload executed.  With ``--format json`` the same error must come
+back as ``{"error": {"message": ..., "hint": ...}}`` on stdout (``check``
+reports a model it cannot read as that model's entry in ``errors``).
 
-The CLI calls are independent, so they are run concurrently once per
-session (``RNNGRAD_HOSTILE_JOBS`` workers, default: CPU count) and each test
-then checks its own result.
+Most calls run in-process through ``rnngrad.cli.main`` (the command's own code
+path without a 3 s torch import each).  Real subprocesses run the payload
+cases (one at a time, so a payload that fires is pinned on its call), the
+memory cases under ``RLIMIT_AS`` (a regression fails with a MemoryError
+instead of taking the machine), the FIFO/device cases under a timeout (a
+regression hangs one process, not the test run) and a sample per command.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import os
 import pathlib
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -28,6 +33,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import corpus  # noqa: E402
+from inprocess import time_limit  # noqa: E402
 
 TIMEOUT_S = 60
 MAX_STDERR_LINES = 2
@@ -46,6 +52,8 @@ def _invocations(fmt: str) -> list:
     for name, kind in SPECS:
         cmds = COMMANDS[name]
         if fmt == "json" and not FULL:
+            if name in corpus.PAYLOAD_CASES | corpus.MEMORY_CASES:
+                continue  # their text runs prove the refusal; JSON errors are tested below
             cmds = cmds[:1]
         for cmd in cmds:
             out.append(pytest.param((name, cmd, fmt), id=f"{kind}-{name}-{cmd}"))
@@ -72,12 +80,16 @@ def rnngrad_executable() -> str | None:
 
 
 def fingerprint(path: pathlib.Path):
-    """Content fingerprint: sha256 (head+tail only for sparse giants)."""
+    """Content fingerprint: sha256 (head+tail only for sparse giants); FIFOs and
+    devices by identity only (reading them would block or never end)."""
     if not os.path.lexists(path):
         return ("absent",)
     st = os.lstat(path)
     if os.path.isdir(path):
         return ("dir", st.st_mode, tuple(sorted(os.listdir(path))))
+    target = os.stat(path) if os.path.exists(path) else st
+    if not stat.S_ISREG(target.st_mode):
+        return ("special", stat.S_IFMT(target.st_mode), target.st_ino, st.st_mode)
     h = hashlib.sha256()
     if not os.access(path, os.R_OK):
         return ("unreadable", st.st_size, st.st_mode, st.st_mtime_ns)
@@ -148,14 +160,30 @@ def run_in_process(argv: list, cwd: pathlib.Path) -> Result:
 SUBPROCESS_ALL = os.environ.get("RNNGRAD_HOSTILE_SUBPROCESS", "") not in ("", "0")
 SUBPROCESS_SAMPLE = {"empty_file", "text_named_safetensors", "directory", "missing_path",
                      "weights_nan", "huge_shape_sparse_file"}
+#: Always in a subprocess: payloads (a pickle that runs must not run in the test
+#: process), and what would allocate gigabytes or read /dev/zero forever on a
+#: regression (under RLIMIT_AS there).
+SUBPROCESS_CASES = corpus.PAYLOAD_CASES | corpus.MEMORY_CASES | corpus.DEVICE_CASES
+#: In-process calls end with a traceback after this long (a FIFO left open).
+IN_PROCESS_TIMEOUT_S = 30
+
+
+def limited(command: list, limit: int = corpus.RLIMIT_AS_BYTES) -> list:
+    """``command`` run with its address space capped at ``limit`` bytes: a small Python sets
+    RLIMIT_AS and execs it (``preexec_fn`` is not safe in a threaded test run)."""
+    code = ("import os, resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit})); "
+            "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", code, *command]
 
 
 def run_cli(exe: str, argv: list, cwd: pathlib.Path) -> Result:
+    """The installed command in a subprocess, its address space capped, under a timeout."""
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
     t0 = time.perf_counter()
     try:
-        p = subprocess.run([exe, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        p = subprocess.run(limited([exe, *argv]), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as e:
         return Result(argv, None, (e.stdout or b"").decode(errors="replace"),
@@ -174,7 +202,6 @@ def run_cli(exe: str, argv: list, cwd: pathlib.Path) -> Result:
 class Corpus:
     dest: pathlib.Path
     cases: dict
-    sentinel: pathlib.Path
     fingerprints: dict
     listing: list
     build_seconds: float
@@ -189,7 +216,6 @@ def built_corpus(tmp_path_factory) -> Corpus:
     return Corpus(
         dest=dest.resolve(),
         cases={c.name: c for c in cases},
-        sentinel=corpus.sentinel_path(dest),
         fingerprints={c.name: fingerprint(c.path) for c in cases},
         listing=listing(dest),
         build_seconds=dt,
@@ -222,24 +248,26 @@ def cli_results(request, built_corpus, tmp_path_factory) -> dict:
         return inv, run_cli(exe, argv, cwd)
 
     def by_subprocess(inv) -> bool:
-        return SUBPROCESS_ALL or inv[0] in corpus.PAYLOAD_CASES or inv[0] in SUBPROCESS_SAMPLE
+        name, cmd, fmt = inv
+        sample = name in SUBPROCESS_SAMPLE and cmd == COMMANDS[name][0] and fmt == "text"
+        return SUBPROCESS_ALL or name in SUBPROCESS_CASES or sample
 
     wanted = list(dict.fromkeys(wanted))
     results = {}
-    # Payload-bearing cases run one at a time first, so that a payload that
-    # fires is pinned on the call that fired it.
-    for inv in [w for w in wanted if w[0] in corpus.PAYLOAD_CASES]:
-        _, res = one(inv)
-        if built_corpus.sentinel.exists():
-            res.payload_fired = True
-            built_corpus.sentinel.unlink()
-        results[inv] = res
-    rest = [w for w in wanted if w not in results and by_subprocess(w)]
+    # Each payload case has its own sentinel, so its calls run with the others and a payload
+    # that fires is still pinned on its case.
+    by_process = [w for w in wanted if by_subprocess(w)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
-        for inv, res in ex.map(one, rest):
+        for inv, res in ex.map(one, by_process):
             results[inv] = res
+    for inv in by_process:
+        if corpus.sentinel_path(built_corpus.dest, inv[0]).exists():
+            results[inv].payload_fired = True
+    for fired in corpus.sentinels(built_corpus.dest):  # pinned above; keep other tests clean
+        fired.unlink()
     for inv in [w for w in wanted if w not in results]:
-        results[inv] = one(inv, in_process=True)[1]
+        with time_limit(IN_PROCESS_TIMEOUT_S):
+            results[inv] = one(inv, in_process=True)[1]
     return results
 
 
@@ -266,10 +294,11 @@ def _mentions_expect(case: corpus.Case, text: str, built: Corpus) -> bool:
 
 
 def _check_side_effects(case: corpus.Case, built: Corpus, res: Result) -> None:
+    sentinel = corpus.sentinel_path(built.dest, case.name)
     assert not res.payload_fired, (
-        f"PAYLOAD EXECUTED: this call created {built.sentinel}{res.describe()}")
-    assert not built.sentinel.exists(), (
-        f"PAYLOAD EXECUTED: {built.sentinel} exists{res.describe()}")
+        f"PAYLOAD EXECUTED: a call on this case created {sentinel}{res.describe()}")
+    assert not corpus.sentinels(built.dest), (
+        f"PAYLOAD EXECUTED: {corpus.sentinels(built.dest)} exist{res.describe()}")
     assert fingerprint(case.path) == built.fingerprints[case.name], (
         f"{case.path} was modified{res.describe()}")
     assert listing(built.dest) == built.listing, (
@@ -295,10 +324,13 @@ def test_cli_refuses_cleanly(inv, built_corpus, cli_results):
     assert "Traceback" not in res.stderr, f"traceback on stderr{res.describe()}"
     assert "internal error" not in res.stderr.lower(), (
         f"an unexpected exception reached the catch-all handler{res.describe()}")
+    assert "out of memory" not in res.stderr.lower(), (
+        f"refused only after an allocation failed: the memory estimate came too late"
+        f"{res.describe()}")
     lines = err.splitlines()
     assert len(lines) <= MAX_STDERR_LINES, (
         f"stderr has {len(lines)} lines (max {MAX_STDERR_LINES}){res.describe()}")
-    if case.kind in ("model", "probe"):
+    if case.names_file:
         assert case.path.name in res.stderr, (
             f"stderr does not name the file {case.path.name!r}{res.describe()}")
     assert _mentions_expect(case, res.stderr, built_corpus), (
@@ -318,9 +350,15 @@ def test_cli_json_error(inv, built_corpus, cli_results):
         doc = json.loads(res.stdout)
     except ValueError as e:
         pytest.fail(f"stdout is not one JSON document ({e}){res.describe()}")
-    assert isinstance(doc, dict) and set(doc) == {"error"}, (
-        f"expected {{'error': ...}} only{res.describe()}")
-    err = doc["error"]
+    if cmd == "check" and case.kind == "model":  # the model's error inside the report
+        assert doc.get("command") == "check" and doc["passed"] is False, res.describe()
+        assert len(doc["errors"]) == 1 and doc["errors"][0]["model"] == str(case.path), (
+            res.describe())
+        err = {key: doc["errors"][0][key] for key in ("message", "hint")}
+    else:
+        assert isinstance(doc, dict) and set(doc) == {"error"}, (
+            f"expected {{'error': ...}} only{res.describe()}")
+        err = doc["error"]
     assert isinstance(err, dict) and set(err) == {"message", "hint"}, (
         f"expected error = {{'message', 'hint'}}{res.describe()}")
     assert isinstance(err["message"], str) and err["message"].strip(), (
@@ -330,7 +368,7 @@ def test_cli_json_error(inv, built_corpus, cli_results):
     assert "Traceback" not in err["message"]
     assert "internal error" not in err["message"].lower(), (
         f"an unexpected exception reached the catch-all handler{res.describe()}")
-    if case.kind in ("model", "probe"):
+    if case.names_file:
         assert case.path.name in err["message"], (
             f"message does not name the file {case.path.name!r}{res.describe()}")
     text = err["message"] + "\n" + (err["hint"] or "")
@@ -365,9 +403,11 @@ def test_corpus_is_small_and_fast(tmp_path):
         assert c.expect and c.expect == c.expect.lower()
         assert c.args and c.args[0] in corpus.MODEL_COMMANDS
         assert c.args == c.argv(c.commands[0])
-        if c.name != "missing_path":
+        if c.name not in ("missing_path", "output_missing_folder"):
             assert os.path.lexists(c.path), c.name
-    assert not corpus.sentinel_path(tmp_path / "c").exists()
+    names = {c.name for c in cases}
+    assert corpus.MEMORY_CASES <= names and corpus.HANG_CASES <= names
+    assert not corpus.sentinels(tmp_path / "c")
     assert set(_PAYLOAD_LOADERS) == set(corpus.PAYLOAD_CASES)
 
 
@@ -388,7 +428,7 @@ def test_payload_is_live(name, tmp_path):
     """
     dest = tmp_path / "c"
     (case,) = corpus.build_corpus(dest, only={name})
-    sentinel = corpus.sentinel_path(dest)
+    sentinel = corpus.sentinel_path(dest, name)
     assert not sentinel.exists()
     code = f"p = {str(case.path)!r}\n{_PAYLOAD_LOADERS[name]}"
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, timeout=120)

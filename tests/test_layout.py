@@ -21,7 +21,7 @@ PACKAGE = ROOT / "rnngrad"
 
 # Lower layers first; a module may import its own layer and those before it, never after.
 LAYERS = [
-    ("rnngrad._version", "rnngrad._lazy", "rnngrad.errors", "rnngrad.report"),
+    ("rnngrad._version", "rnngrad._lazy", "rnngrad.errors", "rnngrad.limits", "rnngrad.report"),
     ("rnngrad.io",),
     ("rnngrad.cells",),
     ("rnngrad.conventions",),

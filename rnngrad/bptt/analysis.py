@@ -31,10 +31,11 @@ from rnngrad.cells.stack import (ForwardOverflow, Group, Trace, group_recurrence
 from rnngrad.conventions.understand import understand
 from rnngrad.errors import OptionError, ProbeError, ResourceError
 from rnngrad.io import WeightBundle
+from rnngrad.limits import DEFAULT_MAX_BYTES, gib
 from rnngrad.probes.heads import Head, find_embedding, find_head, load_head
 from rnngrad.probes.initial import initial_states
 from rnngrad.probes.lags import parse_lags
-from rnngrad.probes.sequences import Probe, make_probe
+from rnngrad.probes.sequences import Probe, ProbeShape, make_probe, plan_probe
 from rnngrad.probes.spec import ProbeSpec
 from rnngrad.report import ModelInfo, finite_or_none, power10
 from rnngrad.spectrum.matrix import spectral_norm
@@ -58,7 +59,7 @@ def bptt(source: Any, options: BpttOptions | None = None, *,
     groups = select_groups(group_recurrences(understood.recurrences), options.modules)
     dtype, device = DTYPES[options.dtype], torch_device(options.device)
     head = load_head(understood.bundle, find_head(understood.bundle, groups[0].layers[-1]),
-                     options.loss, options.targets, dtype, device)
+                     options.loss, options.targets, dtype, device, options.max_bytes)
     small = max(rec.state_size for g in groups for rec in g.members) < SMALL_STATE
     with torch_threads(1 if small else None):
         return _run_groups(understood.bundle, groups, head, options,
@@ -101,15 +102,21 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
     probe_used: Probe | None = None
     largest = parse_lags(options.lags)[-1]
     for group in groups:
-        probe, note = probe_for(bundle, group, options.probe, largest)
+        spec, input_size, note = group_probe_spec(bundle, group, options.probe)
         extra_notes += [note] if note else []
+        with _naming_module(group):  # from headers: nothing drawn or read yet
+            shape = plan_probe(spec, input_size, largest)
+        lags = parse_lags(options.lags, shape.max_lag)
+        _check_memory(group, shape, options, spec.path)
+        with _naming_module(group):
+            probe = make_probe(spec, input_size, _embedding(bundle, spec, input_size),
+                               options.max_bytes, largest_lag=largest)
         if probe_used is None or note is None and probe_used.spec.kind != probe.spec.kind:
             probe_used = probe  # echo the probe asked for, not a module's fallback
-        lags = parse_lags(options.lags, probe.max_lag)
-        _check_memory(group, probe, options)
         weights = {rec: cell_weights(bundle, rec, dtype, device) for rec in group.members}
         inputs = torch.as_tensor(probe.inputs, dtype=dtype, device=device)
-        initial = initial_for(group, options.probe, inputs.shape[0], dtype, device)
+        initial = initial_for(group, options.probe, inputs.shape[0], dtype, device,
+                              options.max_bytes)
         try:
             with torch.no_grad():
                 traces, _ = run_stack([[(rec, weights[rec]) for rec in layer]
@@ -157,12 +164,23 @@ def _lag_progress(on_progress: Progress | None, rec: Recurrence, index: int,
     return lambda lag, last: on_progress(lag, last, label)
 
 
-def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
-              largest_lag: int) -> tuple[Probe, str | None]:
-    """The probe sequences for a group's first layer, and a note when the probe differs from
-    the one asked for: zero-width inputs when only W_rec is known (``--key``) or the
-    recurrence has no input; Gaussian inputs for a module that no embedding feeds when
-    ``--tokens`` serves the others."""
+def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec, largest_lag: int,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[Probe, str | None]:
+    """The probe sequences for a group's first layer (:func:`group_probe_spec`), and its note;
+    a probe file is read only if it fits in ``max_bytes``."""
+    spec, input_size, note = group_probe_spec(bundle, group, spec)
+    with _naming_module(group):
+        probe = make_probe(spec, input_size, _embedding(bundle, spec, input_size), max_bytes,
+                           largest_lag=largest_lag)
+    return probe, note
+
+
+def group_probe_spec(bundle: WeightBundle, group: Group,
+                     spec: ProbeSpec) -> tuple[ProbeSpec, int, str | None]:
+    """The probe a group runs on, its input width, and a note when the probe differs from the
+    one asked for: zero-width inputs when only W_rec is known (``--key``) or the recurrence has
+    no input; Gaussian inputs for a module that no embedding feeds when ``--tokens`` serves
+    the others."""
     first = group.first
     missing = [name for rec in group.members for name in rec.missing]
     if missing:
@@ -172,42 +190,57 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
     window = dict(steps=spec.steps, burn_in=spec.burn_in, batch=spec.batch, seed=spec.seed,
                   initial_state=spec.initial_state)
     if first.input_size is None:  # --key or no input: zero-width inputs
-        return make_probe(ProbeSpec(**window, input_scale=0.0), 0,
-                          largest_lag=largest_lag), None
-    note = None
-    embedding = find_embedding(bundle, first.input_size) if spec.kind == "tokens" else None
-    if spec.kind == "tokens" and embedding is None and find_embedding(bundle, None) is not None:
+        return ProbeSpec(**window, input_scale=0.0), 0, None
+    if (spec.kind == "tokens" and find_embedding(bundle, first.input_size) is None
+            and find_embedding(bundle, None) is not None):
         note = (f"{group.name or '(top)'}: no embedding feeds it (input width "
                 f"{first.input_size}), so it runs on Gaussian inputs, not tokens")
-        spec = ProbeSpec(**window, input_scale=spec.input_scale)
+        return ProbeSpec(**window, input_scale=spec.input_scale), first.input_size, note
+    return spec, first.input_size, None
+
+
+def _embedding(bundle: WeightBundle, spec: ProbeSpec, input_size: int) -> np.ndarray | None:
+    """The file's embedding table for token probes (None for other probes)."""
+    return find_embedding(bundle, input_size) if spec.kind == "tokens" and input_size else None
+
+
+@contextlib.contextmanager
+def _naming_module(group: Group) -> Iterator[None]:
+    """Probe errors say which module's probe was refused."""
     try:
-        return make_probe(spec, first.input_size, embedding, largest_lag=largest_lag), note
+        yield
     except ProbeError as exc:
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
 
 
-def initial_for(group: Group, spec: ProbeSpec, batch: int, dtype: torch.dtype,
-                device) -> dict[Recurrence, torch.Tensor] | None:
+def initial_for(group: Group, spec: ProbeSpec, batch: int, dtype: torch.dtype, device,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> dict[Recurrence, torch.Tensor] | None:
     """s_0 (B, S) of each recurrence of ``group`` from ``--initial-state``; None: all zero."""
-    states = initial_states(spec, [rec.state_size for rec in group.members], batch)
+    states = initial_states(spec, [rec.state_size for rec in group.members], batch, max_bytes)
     if states is None:
         return None
     return {rec: torch.as_tensor(state, dtype=dtype, device=device)
             for rec, state in zip(group.members, states)}
 
 
-def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
-    batch, steps = probe.inputs.shape[:2]
+def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions,
+                  probe_file: str | None) -> None:
+    """Refuse before the probe is made: the input sequences (float64 and the analysis dtype),
+    the forward caches (about ten state-sized vectors per step and sequence) and the sweep's
+    four batch × state × state blocks."""
+    batch, steps = shape.batch, shape.length
     itemsize = 8 if options.dtype == "float64" else 4
     biggest = max(rec.state_size for rec in group.members)
     caches = sum(rec.state_size * 10 for rec in group.members) * batch * steps
-    needed = (4 * batch * biggest * biggest + caches) * itemsize
-    limit = options.max_memory * 1024**3
-    if needed > limit:
+    inputs = batch * steps * shape.width * (8 + itemsize)
+    needed = (4 * batch * biggest * biggest + caches) * itemsize + inputs
+    if needed > options.max_bytes:
+        probe = f" of the probe {probe_file}" if probe_file else ""
         raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
-                            f"{needed / 1024**3:.1f} GiB (state size {biggest}, batch {batch}, "
-                            f"{steps} steps), over the {options.max_memory:g} GiB limit",
-                            "use a smaller --batch or --steps, or raise --max-memory")
+                            f"{gib(needed)} (state size {biggest}, batch {batch}, "
+                            f"{steps} steps{probe}), over the {options.max_memory:g} GiB limit",
+                            "use a smaller --batch or --steps (or shorter probe sequences), "
+                            "or raise --max-memory")
 
 
 def state_block(rec: Recurrence, state: str) -> tuple[slice, str]:

@@ -165,6 +165,12 @@ def recommend(norms: np.ndarray, *, rule: str = "pascanu", loss: str = "readout"
     median = float(np.median(finite))
     max_norm = None if regime == ClipRegime.STATES_EXPLODE else (
         p10 if rule == ClipRule.AUTOCLIP else mean)
+    if max_norm is not None and max_norm < np.finfo(np.float64).tiny:
+        max_norm = None  # max_norm=0 would zero every gradient: no advice at all
+        advice = advice or ("the parameter gradients are zero (or below float64's smallest "
+                            "normal number) on these probes, so there is nothing to clip; "
+                            "the states saturate or the probe is too weak: run with "
+                            "--inputs (real sequences) or another --input-scale")
     return ClipRecommendation(
         **common, regime=regime, advice=advice, max_norm=max_norm, mean=mean, median=median,
         p10=p10, minimum=float(np.min(finite)), maximum=float(np.max(finite)),

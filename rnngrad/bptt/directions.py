@@ -72,17 +72,33 @@ def _alignment_words(cosine: float, reference: str) -> str:
 
 
 def save_directions(report, path) -> None:
-    """Write each recurrence's exploding directions to a safetensors file.
+    """Write each recurrence's exploding directions to a safetensors file (see
+    :func:`directions_bytes`); the model file itself is refused."""
+    from pathlib import Path
+
+    from rnngrad.errors import OptionError
+
+    target = Path(path)
+    if target.exists() and target.resolve() == Path(report.model.path).resolve():
+        raise OptionError(f"--save-directions {target} is the model file itself",
+                          "choose another file name; rnngrad never changes its input")
+    data = directions_bytes(report)
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise OptionError(f"--save-directions {target}: cannot be written ({exc.strerror})",
+                          "choose a writable path") from None
+
+
+def directions_bytes(report) -> bytes:
+    """The exploding directions of every recurrence as the bytes of a safetensors file.
 
     Keys ``<weight_hh>.right`` and ``<weight_hh>.left`` (float64 vectors) and
     ``<weight_hh>.log10_sigma``; metadata records the lag and the probe.
     """
     import json
-    from pathlib import Path
 
-    from safetensors.numpy import save_file
-
-    from rnngrad.errors import OptionError
+    from safetensors.numpy import save
 
     tensors = {}
     for item in report.recurrences:
@@ -96,12 +112,4 @@ def save_directions(report, path) -> None:
     probe = report.probe.to_dict() if report.probe is not None else None
     metadata = {"probe": json.dumps(probe), "model": report.model.path,
                 "lags": report.options.lags}
-    target = Path(path)
-    if target.exists() and target.resolve() == Path(report.model.path).resolve():
-        raise OptionError(f"--save-directions {target} is the model file itself",
-                          "choose another file name; rnngrad never changes its input")
-    try:
-        save_file(tensors, str(target), metadata=metadata)
-    except OSError as exc:
-        raise OptionError(f"--save-directions {target}: cannot be written ({exc.strerror})",
-                          "choose a writable path") from None
+    return save(tensors, metadata=metadata)

@@ -13,7 +13,6 @@ from typing import Any
 from rnngrad.conventions.options import ReadOptions
 from rnngrad.errors import OptionError
 from rnngrad.probes.spec import ProbeSpec, with_probe_settings
-from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
 STATES = ("all", "h", "c")
 DTYPES = ("float64", "float32")
@@ -32,9 +31,10 @@ class BpttOptions(ReadOptions):
     for gradients and clipping (``readout``: a random unit readout of the top output; ``mse``,
     ``ce``: through the file's linear head, with ``targets`` or seeded random targets);
     ``clip_rule``: how the clip threshold is chosen (:mod:`rnngrad.bptt.clipping`; ``auto``:
-    Pascanu's average while nothing explodes, the healthy-horizon gradient once something does); ``modules``: analyse only these modules;
-    ``dtype``, ``device``: where and in which precision the analysis runs; ``max_memory``:
-    GiB it may need before it is refused. ``profile_only``: the per-lag norms and verdicts
+    Pascanu's average while nothing explodes, the healthy-horizon gradient once something
+    does); ``modules``: analyse only these modules; ``dtype``, ``device``: where and in which
+    precision the analysis runs; ``max_memory`` (:class:`ReadOptions`): GiB it may need,
+    estimated before the probe is made. ``profile_only``: the per-lag norms and verdicts
     alone, without directions, gradient shares and the clip recommendation (what a training
     monitor needs, at a fraction of the cost).
     """
@@ -50,7 +50,6 @@ class BpttOptions(ReadOptions):
     modules: tuple[str, ...] = ()
     dtype: str = "float64"
     device: str = "cpu"
-    max_memory: float = DEFAULT_MAX_MEMORY_GIB
     profile_only: bool = False
 
     def __post_init__(self) -> None:
@@ -65,7 +64,6 @@ class BpttOptions(ReadOptions):
             raise OptionError(f"thresholds --vanish-below {self.vanish_below} and --explode-above "
                               f"{self.explode_above} must satisfy 0 < vanish < explode",
                               "e.g. --vanish-below 1e-4 --explode-above 1e4")
-        check_max_memory(self.max_memory)
 
 
 def check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -38,8 +38,10 @@ from rnngrad.cells import ACTIVATIONS, CELL_BY_GATE_COUNT, GATED_DEFAULT, Recurr
 # carry PyTorch's names, but nothing says which nonlinearity the graph runs).
 DESCRIBING_FORMATS = ("keras", "keras-hdf5", "onnx")
 NO_RECURRENT_NODE = "no RNN, LSTM or GRU node"
-_LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>\d+)(?P<rev>_reverse)?$")
-_CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)weight_hh$")
+# DOTALL and \Z: a name is data, whatever it holds (a newline in a module name included).
+_LAYER_KEY = re.compile(r"(?P<prefix>(?:.*\.)?)weight_hh_l(?P<layer>[0-9]+)(?P<rev>_reverse)?\Z",
+                        re.DOTALL)
+_CELL_KEY = re.compile(r"(?P<prefix>(?:.*\.)?)weight_hh\Z", re.DOTALL)
 
 
 def find_recurrences(bundle: WeightBundle, *, keys: tuple[str, ...] = (),

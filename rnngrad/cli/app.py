@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -52,44 +53,102 @@ def run(args: list[str]) -> None:
     json_mode = _json_requested(args)
     if not args:  # bare `rnngrad`: the help, as asked for, not an error
         args = ["--help"]
+    with warnings.catch_warnings():
+        if not common.DEBUG:  # numpy, torch, h5py, matplotlib: never extra lines on stderr
+            warnings.simplefilter("ignore")
+        code = _invoke(args, json_mode)
+    _flush_stdout()
+    sys.exit(code)
+
+
+def _invoke(args: list[str], json_mode: bool) -> int:
+    """The app's exit code (errors already written as one line)."""
     try:
         code = app(args=args, prog_name="rnngrad", standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("rnngrad: aborted\n")
-        sys.exit(130)
+    except typer.Abort:
+        raise KeyboardInterrupt from None  # click's word for Ctrl-C: main() says it
     except UsageError as exc:
-        _exit_with(exc.format_message().rstrip("."), f"see `{_command_path(exc, args)} --help`",
-                   json_mode)
+        return _exit_with(exc.format_message().rstrip("."),
+                          f"see `{_command_path(exc, args)} --help`", json_mode)
     except ClickException as exc:
-        _exit_with(exc.format_message(), "see `rnngrad --help`", json_mode)
+        return _exit_with(exc.format_message(), "see `rnngrad --help`", json_mode)
     except RnngradError as exc:
-        _exit_with(exc.message, exc.hint, json_mode)
+        return _exit_with(exc.message, exc.hint, json_mode)
     except MemoryError:
-        _exit_with("out of memory", "analyse fewer lags or a smaller --batch", json_mode)
+        return _exit_with("out of memory", "analyse fewer lags or a smaller --batch", json_mode)
+    except RuntimeError as exc:
+        if not _allocation_failed(exc):
+            return _internal_error(exc, json_mode)
+        # torch's allocator says so in a RuntimeError, past what the estimates foresaw (an
+        # address-space limit below --max-memory, other processes)
+        return _exit_with("out of memory: the system refused an allocation the --max-memory "
+                          "estimate allowed", "use a smaller --batch or --steps, or lower "
+                          "--max-memory to what this machine can give", json_mode)
+    except BrokenPipeError:
+        return _stdout_closed()
+    except typer.Exit as exc:
+        return exc.exit_code
     except Exception as exc:  # a bug: still one line, never a traceback, unless --debug
-        if common.DEBUG:
-            raise
-        _exit_with(f"internal error: {type(exc).__name__}: {exc}",
-                   "rerun with --debug and report the traceback", json_mode)
-    sys.exit(code if isinstance(code, int) else 0)
+        return _internal_error(exc, json_mode)
+    if code == 130:  # typer's silent word for a KeyboardInterrupt: main() says it
+        raise KeyboardInterrupt
+    return code if isinstance(code, int) else 0
+
+
+def _allocation_failed(exc: RuntimeError) -> bool:
+    """Whether torch's RuntimeError is its allocator running out of memory."""
+    text = str(exc)
+    return "can't allocate memory" in text or "DefaultCPUAllocator" in text or (
+        "out of memory" in text.lower())
+
+
+def _internal_error(exc: Exception, json_mode: bool) -> int:
+    """A bug: still one line, never a traceback, unless --debug."""
+    if common.DEBUG:
+        raise exc
+    return _exit_with(f"internal error: {type(exc).__name__}: {exc}",
+                      "rerun with --debug and report the traceback", json_mode)
 
 
 def _command_path(exc: UsageError, args: list[str]) -> str:
     """``rnngrad CMD`` for the command a usage error belongs to (``rnngrad`` at the root)."""
-    from rnngrad.cli import bptt, check, inspect, spectrum
-
-    names = {module.NAME for module in (inspect, spectrum, bptt, check)}
+    names = {command.name for command in app.registered_commands}
     if exc.ctx is not None and exc.ctx.parent is not None:
         return f"rnngrad {exc.ctx.info_name}"
     command = next((arg for arg in args if not arg.startswith("-")), "")
     return f"rnngrad {command}" if command in names else "rnngrad"
 
 
-def _exit_with(message: str, hint: str, json_mode: bool) -> None:
+def _flush_stdout() -> None:
+    """Flush stdout now, so that a reader gone away (``| head``) or a full disk is one line
+    or a quiet exit, not Python's "Exception ignored" at shutdown."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.exit(_stdout_closed())
+    except OSError as exc:
+        common.error_line(f"stdout cannot be written ({exc.strerror})",
+                          "check where the output goes")
+        sys.exit(2)
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away: stop quietly, as a Unix tool does (SIGPIPE's 141)."""
+    import os
+
+    try:  # what is still buffered must not fail again at shutdown
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
+def _exit_with(message: str, hint: str, json_mode: bool) -> int:
     try:
         common.fail(message, hint, json_mode=json_mode)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+    return 2
 
 
 def _json_requested(args: list[str]) -> bool:

@@ -14,8 +14,8 @@ from rnngrad.cli.common import (BPTT, THRESHOLDS_PANEL, ActivationOpt, BatchOpt,
                                 InputsOpt, KeyOpt,
                                 LagsOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt,
                                 PlotOpt, QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
-                                check_plot, emit, given, handled, model_path,
-                                probe_spec, progress, value, with_default)
+                                draw_plot, emit, given, handled, model_path, outputs_for,
+                                plan_plot, planned, probe_spec, progress, value, with_default)
 
 NAME = "bptt"
 State = Enum("State", {name: name for name in STATES}, type=str)
@@ -94,17 +94,19 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
             explode_above=explode_above, loss=loss, targets=targets, clip_rule=clip_rule,
             modules=module, dtype=dtype, device=device, max_memory=max_memory, keys=key,
             activation=activation, leak=leak, map=map_file))
-        check_plot(plot, format, output)
+        path = model_path(model)
+        outputs = outputs_for(path, inputs, tokens_file, targets, map_file,
+                              initial_state if str(initial_state).endswith(".npy") else None)
+        target = planned(outputs, output, "--output")
+        picture = plan_plot(plot, format, target, outputs)
+        directions = planned(outputs, save_directions, "--save-directions")
         with progress(quiet, "bptt") as on_progress:
-            report = bptt(model_path(model), options, on_progress=on_progress)
-        if save_directions is not None:
-            from rnngrad.bptt.directions import save_directions as write_directions
+            report = bptt(path, options, on_progress=on_progress)
+        if directions is not None:
+            from rnngrad.bptt.directions import directions_bytes
 
-            write_directions(report, save_directions)
-        emit(report, format, output, quiet=quiet)
-        if plot is not None:
-            from rnngrad.plots import save_plot
-
-            save_plot(report, plot)
+            outputs.write(directions, directions_bytes(report))
+        emit(report, format, target, outputs, quiet=quiet)
+        draw_plot(report, plot, picture, outputs)
         if any(item.verdict in FAIL_ON[value(fail_on)] for item in report.recurrences):
             raise typer.Exit(1)

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, BatchOpt, InputScaleOpt, LagsOpt,
-                                LeakOpt, MapOpt, OutputOpt, PlotOpt, QuietOpt, SeedOpt, StepsOpt,
-                                check_plot, emit, handled, progress, value, with_default)
+                                LeakOpt, MapOpt, MaxMemoryOpt, OutputOpt, PlotOpt, QuietOpt,
+                                SeedOpt, StepsOpt, draw_plot, emit, error_line, handled,
+                                outputs_for, plan_plot, planned, progress, value, with_default)
 from rnngrad.errors import OptionError
 from rnngrad.gate.config import CheckConfig
 
@@ -63,6 +64,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
             inputs: Annotated[Optional[str], typer.Option(
                 help="Probe sequences .npy.", rich_help_panel=PROBE_PANEL)] = None,
             activation: ActivationOpt = None, leak: LeakOpt = None, map_file: MapOpt = None,
+            max_memory: MaxMemoryOpt = None,
             baseline: Annotated[Optional[Path], typer.Option(
                 help="Fail on regressions against this baseline.",
                 rich_help_panel=CONFIG_PANEL)] = None,
@@ -89,7 +91,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
                                ] = CheckFailOn.any,
             plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """The CI gate: spectrum + bptt of each model against thresholds and a baseline."""
-    from rnngrad.gate.baseline import baseline_text, read_baseline
+    from rnngrad.gate.baseline import read_baseline
     from rnngrad.gate.check import run_check
     from rnngrad.gate.config import load_config
     from rnngrad.gate.models import expand_models
@@ -101,9 +103,8 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         "steps": steps, "seed": seed, "input_scale": input_scale, "inputs": inputs,
         "activation": activation, "radius_tolerance": radius_tolerance,
         "norm_drop": norm_drop, "norm_rise": norm_rise, "leak": leak, "map": map_file,
-        "baseline": baseline}
+        "baseline": baseline, "max_memory": max_memory}
     with handled(format):
-        check_plot(plot, format, output)
         loaded = load_config(config)
         cli = {name: value(option) for name, option in cli_values.items() if option is not None}
         defaults = loaded.for_model("", cli)
@@ -112,40 +113,71 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
             raise OptionError("no model to check",
                               "pass MODEL paths, or set models = [...] in [tool.rnngrad]")
         configs = [loaded.for_model(path, cli) for path in paths]
-        reference = None
-        if defaults.baseline and (write_baseline is None
-                                  or Path(defaults.baseline).resolve() != write_baseline.resolve()):
-            reference = read_baseline(Path(defaults.baseline))
+        refresh = defaults.baseline is not None and _same_file(defaults.baseline, write_baseline)
+        reference_path = defaults.baseline if defaults.baseline and not refresh else None
+        outputs = outputs_for(*paths, loaded.source, reference_path,
+                              *(item for c in configs for item in (
+                                  c.bptt.probe.inputs, c.bptt.probe.tokens_file, c.bptt.map,
+                                  c.bptt.targets)))
+        target = planned(outputs, output, "--output")
+        picture = plan_plot(plot, format, target, outputs)
+        baseline_target = planned(outputs, write_baseline, "--write-baseline")
+        summary = _summary_target(value(format), outputs)
+        reference = read_baseline(Path(reference_path)) if reference_path else None
         with progress(quiet, "check") as on_progress:
-            report = run_check(paths, configs, baseline=reference,
-                               baseline_name=defaults.baseline if reference else None,
-                               config_source=loaded.source, on_progress=on_progress)
-        if write_baseline is not None:
-            from rnngrad.cli.common import write_output
+            report = run_check(paths, configs, baseline=reference, baseline_name=reference_path,
+                               config_source=loaded.source, on_progress=on_progress,
+                               keep_going=True)
+        _write_baseline(report, baseline_target, outputs)
+        emit(report, format, target, outputs, quiet=quiet)
+        draw_plot(report, plot, picture, outputs)
+        if summary is not None:
+            from rnngrad.cli.outputs import append_summary
+            from rnngrad.render import render_text
 
-            write_output(write_baseline, baseline_text(report), "--write-baseline")
-        emit(report, format, output, quiet=quiet)
-        if plot is not None:
-            from rnngrad.plots import save_plot
-
-            save_plot(report, plot)
-        _github_summary(report, value(format))
+            append_summary(summary, render_text(report, "markdown"))
+        for error in report.errors:  # each model's error, also on stderr: one line each
+            error_line(error.message, error.hint)
+        if report.errors:
+            raise typer.Exit(2)
         if value(fail_on) == "any" and not report.ok:
             raise typer.Exit(1)
 
 
-def _github_summary(report: Any, fmt_name: str) -> None:
-    """With --format github, append the Markdown summary to $GITHUB_STEP_SUMMARY if set."""
+def _same_file(first: str, second: Path | None) -> bool:
+    """Whether ``second`` names the file ``first`` names (a link included)."""
+    import os
+
+    if second is None:
+        return False
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return Path(first).resolve() == second.resolve()
+
+
+def _write_baseline(report: Any, target: Any, outputs: Any) -> None:
+    """Save the figures as a baseline, unless a model could not be checked (the baseline
+    would silently lose it)."""
+    from rnngrad.gate.baseline import baseline_text
+
+    if target is None:
+        return
+    if report.errors:
+        error_line(f"--write-baseline {target.path}: not written, {len(report.errors)} "
+                   "model(s) could not be checked", "fix them first; the old baseline is kept")
+        return
+    outputs.write(target, baseline_text(report))
+
+
+def _summary_target(fmt_name: str, outputs: Any) -> Any:
+    """With --format github, the $GITHUB_STEP_SUMMARY file (checked now) to append the
+    Markdown summary to; else None."""
     import os
 
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt_name != "github" or not target:
-        return
-    from rnngrad.render import render_text
+        return None
+    from rnngrad.cli.outputs import plan_summary
 
-    try:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(render_text(report, "markdown"))
-    except OSError as exc:
-        raise OptionError(f"GITHUB_STEP_SUMMARY={target}: cannot be written ({exc.strerror})",
-                          "check the runner's environment") from None
+    return plan_summary(target, outputs)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Callable, Iterator, Optional
 import typer
 
 from rnngrad.bptt.options import BpttOptions
+from rnngrad.cli.outputs import Outputs, Target
 from rnngrad.errors import OptionError, RnngradError
 from rnngrad.probes.spec import DEFAULT_BURN_IN, LONG_PROBE, ProbeSpec
 from rnngrad.spectrum.options import SpectrumOptions
@@ -185,18 +186,42 @@ def fail(message: str, hint: str, *, json_mode: bool) -> None:
     if json_mode:
         from rnngrad.render.json_report import render_error_json
 
-        sys.stdout.write(render_error_json(plain(message), plain(hint)))
-    line = f"rnngrad: error: {message}" + (f"; {hint}" if hint else "")
-    sys.stderr.write(" ".join(plain(line).split()) + "\n")
+        with contextlib.suppress(OSError):  # stdout itself may be what failed
+            sys.stdout.write(render_error_json(plain(message), plain(hint)))
+            sys.stdout.flush()
+    error_line(message, hint)
     raise typer.Exit(2)
+
+
+def error_line(message: str, hint: str) -> None:
+    """``rnngrad: error: message; hint`` as one line on stderr, file text made plain."""
+    from rnngrad.render.text import plain
+
+    line = f"rnngrad: error: {message}" + (f"; {hint}" if hint else "")
+    with contextlib.suppress(OSError):
+        sys.stderr.write(" ".join(plain(line).split()) + "\n")
 
 
 # --- output ---------------------------------------------------------------------------------
 
 
-def emit(report: Any, fmt: Any, output: Path | None, *, quiet: bool = False) -> None:
-    """Render ``report`` in ``fmt`` to ``output`` (a file) or stdout; ``quiet`` leaves the
-    notes out of the table and Markdown (machine formats keep everything)."""
+def outputs_for(*inputs: str | Path | None) -> Outputs:
+    """The output guard of a run that reads ``inputs`` (None entries ignored); the nearest
+    ``pyproject.toml`` always counts as an input."""
+    from rnngrad.gate.config import find_pyproject
+
+    return Outputs([*inputs, find_pyproject(Path.cwd())])
+
+
+def planned(outputs: Outputs, path: Path | str | None, option: str) -> Target | None:
+    """``path`` checked as an output (None when the option was not given)."""
+    return outputs.plan(path, option) if path is not None else None
+
+
+def emit(report: Any, fmt: Any, output: Target | None, outputs: Outputs, *,
+         quiet: bool = False) -> None:
+    """Render ``report`` in ``fmt`` to ``output`` (a checked file) or stdout; ``quiet`` leaves
+    the notes out of the table and Markdown (machine formats keep everything)."""
     from dataclasses import replace
 
     from rnngrad.render import renderer
@@ -204,38 +229,63 @@ def emit(report: Any, fmt: Any, output: Path | None, *, quiet: bool = False) -> 
     fmt_name = value(fmt)
     if quiet and fmt_name in ("table", "markdown") and getattr(report, "notes", None):
         report = replace(report, notes=())
-    if fmt_name == "table" and output is None:
-        from rich.console import Console
-
-        from rnngrad.render.console import ConsoleRenderer
-
-        ConsoleRenderer().print(report, Console())
+    if output is not None:
+        outputs.write(output, renderer(fmt_name).render(report))
         return
-    text = renderer(fmt_name).render(report)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_output(output, text, "--output")
-
-
-def write_output(path: Path, text: str, option: str) -> None:
-    """Write ``text`` to ``path`` as a user-named output file."""
     try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise OptionError(f"{option} {path}: cannot be written ({exc.strerror})",
-                          "choose a writable path") from None
+        if fmt_name == "table":
+            from rnngrad.render.console import ConsoleRenderer
+
+            ConsoleRenderer().print(report, terminal_console())
+        else:
+            sys.stdout.write(renderer(fmt_name).render(report))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk behind a redirection: one line, not a traceback
+        raise OptionError(f"stdout cannot be written ({exc.strerror})",
+                          "check where the output goes (a full disk?)") from None
 
 
-def check_plot(plot: str | None, fmt: Any, output: Path | None) -> None:
-    """Refuse a bad --plot target (or a missing extra) before a long analysis."""
+def terminal_console() -> Any:
+    """Rich's console on stdout; a width of 0 or nonsense (``COLUMNS=0``) falls back to 80
+    columns instead of printing nothing."""
+    from rich.console import Console
+
+    console = Console()
+    if console.width < 20:
+        console = Console(width=80)
+    return console
+
+
+def plan_plot(plot: str | None, fmt: Any, output: Target | None,
+              outputs: Outputs) -> Target | None:
+    """Refuse a bad --plot target (or a missing extra) before a long analysis; the checked
+    file, or None for ``--plot term`` and no plot."""
     if plot is None:
-        return
+        return None
     from rnngrad.plots import check_target
 
-    if check_target(plot) == "term" and value(fmt) != "table" and output is None:
-        raise OptionError(f"--plot term draws on stdout, where --format {value(fmt)} goes",
-                          "write the report with --output FILE, or plot to a .png or .svg file")
+    if check_target(plot) == "term":
+        if value(fmt) != "table" and output is None:
+            raise OptionError(f"--plot term draws on stdout, where --format {value(fmt)} goes",
+                              "write the report with --output FILE, or plot to a .png or .svg "
+                              "file")
+        return None
+    return outputs.plan(plot, "--plot")
+
+
+def draw_plot(report: Any, plot: str | None, target: Target | None, outputs: Outputs) -> None:
+    """Draw ``report`` for ``--plot``: on the terminal, or into the checked file."""
+    if plot is None:
+        return
+    from rnngrad.plots import plot_bytes, save_plot
+    from rnngrad.plots._common import target_kind
+
+    if target is None:
+        save_plot(report, "term")
+    else:
+        outputs.write(target, plot_bytes(report, target_kind(plot)))
 
 
 @contextlib.contextmanager

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt, MapOpt,
-                                ModelArg, OutputOpt, QuietOpt, emit, given, handled, model_path)
+                                MaxMemoryOpt, ModelArg, OutputOpt, QuietOpt, emit, given,
+                                handled, model_path, outputs_for, planned)
 from rnngrad.conventions.options import ReadOptions
 
 NAME = "inspect"
 
 
 def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOpt = None,
-            leak: LeakOpt = None, map_file: MapOpt = None,
+            leak: LeakOpt = None, map_file: MapOpt = None, max_memory: MaxMemoryOpt = None,
             format: FormatOpt = Format.table, output: OutputOpt = None,
             quiet: QuietOpt = False) -> None:
     """What is in the file: tensors and the recurrences found."""
@@ -18,6 +19,9 @@ def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOp
 
     with handled(format):
         options = ReadOptions(**given(ReadOptions, keys=key, activation=activation, leak=leak,
-                                      map=map_file))
-        report = inspect(model_path(model), options)
-        emit(report, format, output, quiet=quiet)
+                                      map=map_file, max_memory=max_memory))
+        path = model_path(model)
+        outputs = outputs_for(path, map_file)
+        target = planned(outputs, output, "--output")
+        report = inspect(path, options)
+        emit(report, format, target, outputs, quiet=quiet)

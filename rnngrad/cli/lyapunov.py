@@ -12,8 +12,8 @@ import typer
 from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, Format, FormatOpt, InputScaleOpt,
                                 InputsOpt, KeyOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg,
                                 OutputOpt, PlotOpt, QuietOpt, SeedOpt, TokensFileOpt, TokensOpt,
-                                check_plot, emit, given, handled, model_path, progress, value,
-                                with_default)
+                                draw_plot, emit, given, handled, model_path, outputs_for,
+                                plan_plot, planned, progress, value, with_default)
 from rnngrad.lyapunov.options import DTYPES, LyapunovOptions
 from rnngrad.probes.spec import ProbeSpec
 
@@ -95,13 +95,13 @@ def command(model: ModelArg = None,
             LyapunovOptions, k=k, edge=edge, blocks=blocks, bptt_lags=bptt_lags,
             modules=module, dtype=dtype, device=device, max_memory=max_memory, keys=key,
             activation=activation, leak=leak, map=map_file))
-        check_plot(plot, format, output)
+        path = model_path(model)
+        outputs = outputs_for(path, inputs, tokens_file, map_file)
+        target = planned(outputs, output, "--output")
+        picture = plan_plot(plot, format, target, outputs)
         with progress(quiet, "lyapunov") as on_progress:
-            report = lyapunov(model_path(model), options, on_progress=on_progress)
-        emit(report, format, output)
-        if plot is not None:
-            from rnngrad.plots import save_plot
-
-            save_plot(report, plot)
+            report = lyapunov(path, options, on_progress=on_progress)
+        emit(report, format, target, outputs, quiet=quiet)
+        draw_plot(report, plot, picture, outputs)
         if any(item.verdict in FAIL_ON[value(fail_on)] for item in report.recurrences):
             raise typer.Exit(1)

@@ -9,8 +9,8 @@ import typer
 
 from rnngrad.cli.common import (SPECTRUM, ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt,
                                 MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt,
-                                check_plot, emit, given, handled, model_path, progress,
-                                with_default)
+                                draw_plot, emit, given, handled, model_path, outputs_for,
+                                plan_plot, planned, progress, with_default)
 from rnngrad.spectrum.options import SpectrumOptions
 
 NAME = "spectrum"
@@ -38,17 +38,17 @@ def command(model: ModelArg = None,
     from rnngrad.spectrum.verdict import FAIL_ON_MATCHES
 
     with handled(format):
-        check_plot(plot, format, output)
         options = SpectrumOptions(**given(SpectrumOptions, top=top, keys=key,
                                           activation=activation, leak=leak, map=map_file,
                                           max_memory=max_memory, values=plot is not None))
+        path = model_path(model)
+        outputs = outputs_for(path, map_file)
+        target = planned(outputs, output, "--output")
+        picture = plan_plot(plot, format, target, outputs)
         with progress(quiet, "spectrum") as on_progress:
-            report = spectrum(model_path(model), options, on_progress=on_progress)
-        emit(report, format, output, quiet=quiet)
-        if plot is not None:
-            from rnngrad.plots import save_plot
-
-            save_plot(report, plot)
+            report = spectrum(path, options, on_progress=on_progress)
+        emit(report, format, target, outputs, quiet=quiet)
+        draw_plot(report, plot, picture, outputs)
         matches = FAIL_ON_MATCHES[value(fail_on)]
         if any(item.verdict in matches for item in report.recurrences):
             raise typer.Exit(1)

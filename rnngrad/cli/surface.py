@@ -13,8 +13,8 @@ from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnI
                                 FormatOpt, InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt,
                                 LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt,
                                 QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
-                                check_plot, emit, given, handled, model_path,
-                                progress, value, with_default)
+                                draw_plot, emit, given, handled, model_path, outputs_for,
+                                plan_plot, planned, progress, value, with_default)
 from rnngrad.probes.spec import ProbeSpec
 from rnngrad.surface.options import CLIP_RULES, LOSSES, PARAMS, SurfaceOptions
 
@@ -110,14 +110,15 @@ def command(model: ModelArg = None,
                     points=points, sgd_steps=sgd_steps, vary=vary, module=module,
                     dtype=dtype, device=device, max_memory=max_memory, keys=key,
                     activation=activation, leak=leak, map=map_file)}
-        check_plot(plot, format, output)
+        path = model_path(model)
+        outputs = outputs_for(path, inputs, tokens_file, targets, map_file,
+                              initial_state if str(initial_state).endswith(".npy") else None)
+        target = planned(outputs, output, "--output")
+        picture = plan_plot(plot, format, target, outputs)
         with progress(quiet, "surface") as on_progress:
-            report = surface(model_path(model), on_progress=on_progress, **settings)
-        emit(report, format, output)
-        if plot is not None:
-            from rnngrad.plots import save_plot
-
-            save_plot(report, plot)
+            report = surface(path, on_progress=on_progress, **settings)
+        emit(report, format, target, outputs, quiet=quiet)
+        draw_plot(report, plot, picture, outputs)
         if _fails(report.step, value(fail_on)):
             raise typer.Exit(1)
 

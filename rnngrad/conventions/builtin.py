@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from rnngrad.cells import RATE_NONLINEARITIES
-from rnngrad.errors import LoadError
+from rnngrad.errors import LoadError, OptionError
 from rnngrad.io.bundle import WeightBundle
+from rnngrad.io.textfiles import read_text
 from rnngrad.conventions.mapping import RateMapping, apply
 
-_PYTORCH_RNN = re.compile(r"(^|\.)weight_hh(_l\d+(_reverse)?)?$")
+_PYTORCH_RNN = re.compile(r"(^|\.)weight_hh(_l[0-9]+(_reverse)?)?\Z")
+MAX_PARAMS_BYTES = 1024 * 1024  # a mackelab <name>_params.json sidecar: a few hundred bytes
 OVERRIDE = "override with --leak α, --activation, or a --map FILE.toml"
 
 
@@ -64,7 +66,7 @@ def _shape(bundle: WeightBundle, name: str) -> tuple[int, ...] | None:
 
 def _mackelab(bundle: WeightBundle):
     for name in bundle.tensors:
-        match = re.fullmatch(r"(?P<p>(?:.*\.)?)(?P<key>w_rec|m)", name)
+        match = re.fullmatch(r"(?P<p>(?:.*\.)?)(?P<key>w_rec|m)", name, flags=re.DOTALL)
         if not match:
             continue
         prefix = match["p"]
@@ -118,11 +120,14 @@ def _mackelab_params(bundle: WeightBundle) -> tuple[dict | None, str]:
     path = Path(bundle.path)
     stem = path.stem.removesuffix("_state_dict")
     candidate = path.with_name(f"{stem}_params.json")
-    if not candidate.is_file():
+    if not candidate.exists():
         return None, ""
     try:
-        params = json.loads(candidate.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        params = json.loads(read_text(candidate, "params file", MAX_PARAMS_BYTES))
+    except OptionError as exc:
+        raise LoadError(exc.message, "fix or remove the params file, or give a --map file"
+                        ) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise LoadError(f"{candidate}: not readable JSON ({exc})",
                         "fix or remove the params file, or give a --map file") from None
     return (params if isinstance(params, dict) else None), candidate.name

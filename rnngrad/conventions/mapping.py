@@ -53,6 +53,7 @@ from rnngrad.io.layout import LowRank
 from rnngrad.io.layout import Derived, Layout, derived_tensor, with_derived
 
 MAP_METADATA = "rnngrad.map"  # a safetensors metadata key holding a map's TOML text
+MAX_MAP_BYTES = 1024 * 1024  # a map's TOML text, from a file or the metadata
 FORMS = ("rate", "elman")
 ORIENTATIONS = ("rows", "columns")
 KEYS = ("name", "recurrent", "left", "right", "scale", "input", "input_scale", "bias", "mask",
@@ -108,14 +109,15 @@ class RunSettings:
 
 def read_map(path: str | Path) -> tuple[tuple[RateMapping, ...], RunSettings | None]:
     """The recurrences a ``--map`` TOML file describes and its ``[probe]`` settings;
-    OptionError for anything malformed."""
+    OptionError for anything malformed. The file must be a regular file of at most
+    :data:`MAX_MAP_BYTES` (a FIFO or ``/dev/zero`` is refused, never read)."""
+    from rnngrad.io.textfiles import read_text
+
     file = Path(path)
     where = f"--map {file}"
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OptionError(f"{where}: no such file", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(file, "--map", MAX_MAP_BYTES)
+    except UnicodeDecodeError as exc:
         raise OptionError(f"{where}: not a readable TOML file ({exc})",
                           "see `rnngrad --help` for the map format") from None
     return parse_map(text, where, f"map file {file.name}")
@@ -125,11 +127,16 @@ def parse_map(text: str, where: str,
               source: str) -> tuple[tuple[RateMapping, ...], RunSettings | None]:
     """A map's TOML ``text``: its recurrences and ``[probe]``; ``where`` names it in errors,
     ``source`` in reports."""
+    if len(text) > MAX_MAP_BYTES:
+        raise OptionError(f"{where}: the map is {len(text):,} characters, over "
+                          f"{MAX_MAP_BYTES:,}", "a map describes a few recurrences; fix it")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"{where}: not a readable TOML file ({exc})",
                           "see `rnngrad --help` for the map format") from None
+    except RecursionError:
+        raise OptionError(f"{where}: TOML nested too deeply", "fix the file") from None
     settings = _settings(document.pop("probe", None), where, source)
     tables = document.get("recurrence", document)
     tables = [tables] if isinstance(tables, dict) else tables

@@ -1,6 +1,6 @@
 """How to read a model: the options every command shares (``--key``, ``--activation``,
-``--leak``, ``--map``, and the ``--max-memory`` a reader may allocate). Torch- and
-NumPy-free, so the command line can import it cheaply."""
+``--leak``, ``--map``, ``--max-memory``). Torch- and NumPy-free, so the command line can
+import it cheaply."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from rnngrad.cells import ACTIVATIONS, check_leak
 from rnngrad.errors import OptionError
+from rnngrad.limits import DEFAULT_MAX_MEMORY_GIB
 
 O = TypeVar("O")
-DEFAULT_MAX_MEMORY_GIB = 8.0
 
 
 def check_max_memory(value: float) -> None:
@@ -31,21 +31,19 @@ class ReadOptions:
     hand-written RNNs). ``activation``: the Elman nonlinearity, overriding what the file
     says (``tanh`` or ``relu``). ``leak``: α = dt/τ in (0, 1]: run Elman layers as leaky rate
     cells, or override α of recognised rate models. ``map``: a TOML file describing a research
-    checkpoint's recurrences (docs/formats.md). ``max_memory``: GiB a file's reader may
-    allocate (None: the reader's own cap only; the analyses default to
-    :data:`DEFAULT_MAX_MEMORY_GIB`).
+    checkpoint's recurrences (docs/formats.md). ``max_memory``: GiB an analysis may hold
+    before it is refused, estimated from headers and shapes before anything is read,
+    inflated or allocated (reading a tensor as float64 included).
     """
 
     keys: tuple[str, ...] = ()
     activation: str | None = None
     leak: float | None = None
     map: str | None = None
-    max_memory: float | None = None
+    max_memory: float = DEFAULT_MAX_MEMORY_GIB
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", tuple(self.keys))
-        if self.max_memory is not None:
-            check_max_memory(self.max_memory)
         if self.activation is not None and self.activation not in ACTIVATIONS:
             raise OptionError(f"--activation {self.activation!r} is not supported",
                               f"use one of: {', '.join(ACTIVATIONS)}")
@@ -54,6 +52,12 @@ class ReadOptions:
                 check_leak(self.leak, "--leak")
             except (TypeError, ValueError) as exc:
                 raise OptionError(str(exc), "give α = dt/τ, e.g. --leak 0.1") from None
+        check_max_memory(self.max_memory)
+
+    @property
+    def max_bytes(self) -> int:
+        """``max_memory`` in bytes."""
+        return int(self.max_memory * 1024**3)
 
     def read_options(self) -> ReadOptions:
         """Just the reading part (for an options class that extends this one)."""

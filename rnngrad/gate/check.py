@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from typing import Any, Callable
 
 from rnngrad.bptt.options import BpttOptions
+from rnngrad.errors import RnngradError
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import LYAPUNOV_THRESHOLDS, CheckConfig, config_from_values
-from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelFigures, Threshold,
-                                  ThresholdLimit)
+from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelError, ModelFigures,
+                                  Threshold, ThresholdLimit)
 from rnngrad.lyapunov.verdict import LyapunovVerdict
 from rnngrad.report import finite_or_none, log10_value, power10
 
@@ -202,12 +204,23 @@ def _fmt(log_value: float | None) -> str:
 
 def run_check(sources: list[Any], configs: list[CheckConfig], *,
               baseline: dict[str, Any] | None = None, baseline_name: str | None = None,
-              config_source: str | None = None,
-              on_progress: Progress | None = None) -> CheckReport:
-    """Measure and evaluate each source with its own config, in order."""
-    all_figures, results = [], []
+              config_source: str | None = None, on_progress: Progress | None = None,
+              keep_going: bool = False) -> CheckReport:
+    """Measure and evaluate each source with its own config, in order.
+
+    With ``keep_going`` a model that cannot be checked (unreadable, unsafe, no recurrence,
+    bad probe, too large) becomes a :class:`ModelError` in ``errors`` and the others are
+    still measured; without it, its :class:`~rnngrad.errors.RnngradError` propagates.
+    """
+    all_figures, results, errors = [], [], []
     for source, config in zip(sources, configs):
-        figures = measure(source, config, on_progress)
+        try:
+            figures = measure(source, config, on_progress)
+        except (RnngradError, MemoryError) as exc:
+            if not keep_going:
+                raise
+            errors.append(model_error(source, exc))
+            continue
         all_figures.append(figures)
         results += evaluate(figures, config)
         if baseline is not None:
@@ -216,7 +229,24 @@ def run_check(sources: list[Any], configs: list[CheckConfig], *,
     return CheckReport(models=tuple(all_figures), results=tuple(results),
                        thresholds=tuple(ThresholdLimit(name=name, limit=limit)
                                         for name, limit in thresholds.items()),
-                       config_source=config_source, baseline=baseline_name)
+                       config_source=config_source, baseline=baseline_name,
+                       errors=tuple(errors))
+
+
+def model_error(source: Any, exc: BaseException) -> ModelError:
+    """What went wrong with one model, for the report."""
+    if isinstance(exc, RnngradError):
+        return ModelError(model=source_name(source), message=exc.message, hint=exc.hint)
+    return ModelError(model=source_name(source), message="out of memory",
+                      hint="use a smaller --batch or --steps, or fewer --lags")
+
+
+def source_name(source: Any) -> str:
+    """A model as reports name it: its path, or the kind of in-memory object."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    path = getattr(source, "path", None)
+    return str(path) if isinstance(path, str) else f"<{type(source).__name__}>"
 
 
 def check(source: Any, **settings: Any) -> CheckReport:

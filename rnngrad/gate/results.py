@@ -104,6 +104,11 @@ class ModelError(Record):
     message: str
     hint: str
 
+    @property
+    def text(self) -> str:
+        """The message, naming the model when the message itself does not."""
+        return self.message if self.model in self.message else f"{self.model}: {self.message}"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ThresholdLimit(Record):
@@ -140,6 +145,21 @@ class CheckReport(Record):
     def ok(self) -> bool:
         """No threshold failed and every model could be checked."""
         return not self.failed and not self.errors
+
+    @property
+    def summary(self) -> str:
+        """How the check went, in words: models that could not be checked, then failed or
+        passed checks (the last line of every format)."""
+        total, failed = len(self.results), len(self.failed)
+        checks = f"{failed} of {total} checks failed" if failed else f"all {total} checks passed"
+        if not self.results and not self.errors:
+            return ("nothing was checked: no thresholds are configured (set e.g. explode-above "
+                    "in [tool.rnngrad] or on the command line)")
+        if self.errors:
+            models = len(self.models) + len(self.errors)
+            errors = f"{len(self.errors)} of {models} model(s) could not be checked"
+            return f"{errors}; {checks}" if self.results else errors
+        return checks
 
     @property
     def model(self) -> ModelInfo | None:

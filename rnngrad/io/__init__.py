@@ -15,6 +15,7 @@ section and docs/contract.md).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,31 +23,46 @@ from typing import Any, Mapping
 import numpy as np
 
 from rnngrad.errors import LoadError
+from rnngrad.io.archive import MAX_FILE_BYTES
 from rnngrad.io.bundle import TensorInfo, WeightBundle
 from rnngrad.io.sniff import checked_path, read_head, sha256, sniff
+from rnngrad.limits import DEFAULT_MAX_BYTES
 
-# RNN weight files are megabytes to a few gigabytes; a larger file is refused before it is
-# hashed or parsed (a sparse file can claim terabytes of zeros).
-MAX_FILE_BYTES = 64 * 1024**3
-
-__all__ = ["MAX_FILE_BYTES", "TensorInfo", "WeightBundle", "as_bundle", "from_state_dict",
-           "load"]
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_FILE_BYTES", "TensorInfo", "WeightBundle", "as_bundle",
+           "from_state_dict", "load", "with_limit"]
 
 
-def load(path: str | Path, *, max_memory: float | None = None) -> WeightBundle:
+def load(path: str | Path, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> WeightBundle:
     """Read the weights file at ``path`` safely; raise :class:`LoadError` if it can't be.
 
     The bundle is the file as it is: research conventions and ``--map`` files are applied on
-    top of it by :func:`rnngrad.conventions.understand`. ``max_memory`` (GiB, the commands'
-    ``--max-memory``) bounds what a reader may allocate for the file, below its own cap.
+    top of it by :func:`rnngrad.conventions.understand`. ``max_bytes`` (None: no limit) is the
+    memory reading may take: what a reader must hold at once (a PyTorch archive) and each
+    tensor read later (:attr:`WeightBundle.max_bytes`) are checked against it before they
+    are read.
     """
-    file = checked_path(path)
+    bundle = _read(checked_path(path), max_bytes)
+    return with_limit(bundle, max_bytes)
+
+
+def with_limit(bundle: WeightBundle, max_bytes: int | None) -> WeightBundle:
+    """``bundle`` (and the file as read, when a layout was derived from it) with the memory
+    limit ``max_bytes`` on every tensor read."""
+    original = bundle.original
+    if original is not None:
+        original = dataclasses.replace(original, max_bytes=max_bytes)
+    return dataclasses.replace(bundle, max_bytes=max_bytes, original=original)
+
+
+def _read(file: Path, max_bytes: int | None) -> WeightBundle:
     size = file.stat().st_size
     if size > MAX_FILE_BYTES:
         raise LoadError(f"{file}: the file is too large ({size / 1024**3:.0f} GiB; rnngrad "
                         f"reads at most {MAX_FILE_BYTES // 1024**3} GiB)",
                         "export just the recurrent weights to a smaller file")
     kind = sniff(read_head(file), file)
+    # the Keras and ONNX readers budget in GiB (rnngrad.io.budget); None: their own caps only
+    max_memory = None if max_bytes is None else max_bytes / 1024**3
     if kind == "onnx":  # protobuf parses the whole file: its size is checked before hashing
         from rnngrad.io.onnx.reader import check_model_size
 
@@ -70,8 +86,7 @@ def load(path: str | Path, *, max_memory: float | None = None) -> WeightBundle:
         return read_npz(file, sha)
     from rnngrad.io.pytorch import read_pytorch
 
-    return read_pytorch(file, sha)
-
+    return read_pytorch(file, sha, max_bytes)
 
 
 def from_state_dict(state: Mapping[str, Any], *, name: str = "<state dict>",
@@ -95,17 +110,17 @@ def from_state_dict(state: Mapping[str, Any], *, name: str = "<state dict>",
                         _fetch=lambda key: arrays[key])
 
 
-def as_bundle(source: Any, *, max_memory: float | None = None) -> WeightBundle:
-    """A :class:`WeightBundle` from a path, a bundle, a state dict or a ``torch.nn.Module``
-    (``max_memory``: GiB a file's reader may allocate, as for :func:`load`).
+def as_bundle(source: Any, *, max_bytes: int | None = DEFAULT_MAX_BYTES) -> WeightBundle:
+    """A :class:`WeightBundle` from a path, a bundle, a state dict or a ``torch.nn.Module``;
+    a file is read with the memory limit ``max_bytes`` (see :func:`load`).
 
     For a module, the ``nonlinearity`` of its ``nn.RNN``/``nn.RNNCell`` submodules is carried
     into the metadata as ``<prefix>.nonlinearity``, as a safetensors header would carry it.
     """
     if isinstance(source, WeightBundle):
-        return source
+        return source if source.max_bytes == max_bytes else with_limit(source, max_bytes)
     if isinstance(source, (str, Path)):
-        return load(source, max_memory=max_memory)
+        return load(source, max_bytes=max_bytes)
     if isinstance(source, Mapping):
         return from_state_dict(source)
     if hasattr(source, "state_dict") and hasattr(source, "named_modules"):

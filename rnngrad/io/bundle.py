@@ -14,9 +14,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from rnngrad.errors import LoadError
+from rnngrad.errors import LoadError, ResourceError
+from rnngrad.limits import gib
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# Bytes per element of the dtypes a reader names (unknown names count as 8: never too few).
+ITEMSIZES = {"bool": 1, "uint8": 1, "int8": 1, "float8_e5m2": 1, "float8_e4m3fn": 1,
+             "int16": 2, "uint16": 2, "float16": 2, "bfloat16": 2, "int32": 4, "uint32": 4,
+             "float32": 4, "int64": 8, "uint64": 8, "float64": 8}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,8 +39,17 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        """The number of elements (1 for a scalar)."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        """The number of elements (exact, as a Python int: a hostile shape cannot overflow)."""
+        count = 1
+        for dim in self.shape:
+            count *= int(dim)
+        return count
+
+    @property
+    def fetch_bytes(self) -> int:
+        """Bytes that reading this tensor as float64 holds at once: the stored values
+        (``numel`` × the dtype's item size) and their float64 copy."""
+        return self.numel * (ITEMSIZES.get(self.dtype, 8) + 8)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +61,8 @@ class WeightBundle:
     ``layouts`` describe the recurrences explicitly when the format or a mapping knows them
     (empty: found by PyTorch's key patterns); ``derived`` names the tensors rnngrad computed
     (name -> what from); ``original`` is the bundle as read, before any mapping.
+    ``max_bytes`` (None: no limit) is the memory one :meth:`array` may hold: a tensor whose
+    declared shape needs more is refused before anything is read, inflated or expanded.
     """
 
     path: str
@@ -58,6 +74,7 @@ class WeightBundle:
     layouts: tuple[Any, ...] = ()
     derived: Mapping[str, str] = field(default_factory=dict)
     original: "WeightBundle | None" = field(default=None, repr=False, compare=False)
+    max_bytes: int | None = field(default=None, repr=False, compare=False)
     _fetch: Callable[[str], np.ndarray] = field(repr=False, compare=False)
 
     def array(self, name: str) -> np.ndarray:
@@ -70,6 +87,11 @@ class WeightBundle:
             raise LoadError(f"{self.path}: tensor {name!r} has dtype {info.dtype}, "
                             "not a floating-point type",
                             "rnngrad analyses float16/bfloat16/float32/float64 weights")
+        if self.max_bytes is not None and info.fetch_bytes > self.max_bytes:
+            raise ResourceError(f"{self.path}: tensor {name!r} of shape {list(info.shape)} "
+                                f"needs {gib(info.fetch_bytes)} to read as float64, over the "
+                                f"{gib(self.max_bytes)} memory limit",
+                                "raise --max-memory if the machine has the memory")
         values = np.asarray(self._fetch(name), dtype=np.float64)
         if values.shape != info.shape:
             raise LoadError(f"{self.path}: tensor {name!r} holds shape {values.shape}, "
@@ -80,3 +102,4 @@ class WeightBundle:
                             "the weights diverged or the file is corrupt; use an earlier "
                             "checkpoint")
         return values
+

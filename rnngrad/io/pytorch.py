@@ -5,6 +5,13 @@ global (a pickled ``nn.Module``, an ``os.system`` payload); rnngrad requires tor
 which has no known bypass. TorchScript archives and legacy (non-zip) pickles are refused
 before this module is reached (:mod:`rnngrad.io.sniff`). Checkpoint dicts that nest a state
 dict (``state_dict``, ``model``, ``model_state_dict``, ...) are unwrapped.
+
+The archive is read without ``mmap``: a memory map of a file that a trainer truncates while
+rnngrad reads it (``torch.save`` over the same path) kills the process with SIGBUS, which
+no Python code can catch. Reading costs the archive's size in memory, so its declared size is
+checked against the memory limit first (and refused as a zip bomb when absurd); a tensor's
+float64 copy is checked by the bundle (:attr:`WeightBundle.max_bytes`) against its *shape*,
+so a 2 KB file whose stride-0 view expands to 40000 × 40000 is refused before ``.double()``.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from rnngrad.errors import LoadError
+from rnngrad.errors import LoadError, ResourceError
+from rnngrad.io.archive import check_declared_sizes, zip_members
 from rnngrad.io.bundle import TensorInfo, WeightBundle
+from rnngrad.limits import gib
 
 # Keys under which training scripts commonly nest the model's state dict, in order of preference.
 STATE_DICT_KEYS = (
@@ -23,16 +32,24 @@ STATE_DICT_KEYS = (
 SAVE_STATE_DICT_HINT = "save model.state_dict() with torch.save or safetensors instead"
 
 
-def read_pytorch(file: Path, sha: str) -> WeightBundle:
-    """The tensors of a ``torch.save`` file (``sha``: its SHA-256), loaded with
-    ``weights_only=True``; a nested state dict is unwrapped and non-tensor entries skipped, each
-    with a note. Arrays are fetched as float64."""
+def read_pytorch(file: Path, sha: str, max_bytes: int | None = None) -> WeightBundle:
+    """The tensors of a ``torch.save`` zip archive (``sha``: its SHA-256), its storages read
+    into memory after a size check against ``max_bytes``, loaded with ``weights_only=True``;
+    a nested state dict is unwrapped and non-tensor entries skipped, each with a note. Arrays
+    are fetched as float64."""
     import pickle
 
     import torch
 
+    declared = check_declared_sizes(file, zip_members(file, SAVE_STATE_DICT_HINT),
+                                    "re-save or re-download the weights")
+    if max_bytes is not None and declared > max_bytes:
+        raise ResourceError(f"{file}: reading this PyTorch archive needs {gib(declared)}, "
+                            f"over the {gib(max_bytes)} memory limit",
+                            "raise --max-memory if the machine has the memory, or save just "
+                            "the recurrent weights")
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        obj = torch.load(file, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unsupported object"
         raise LoadError(f"{file}: refused: the pickle holds Python objects beyond plain tensors "

@@ -12,7 +12,6 @@ from typing import Any
 from rnngrad.conventions.options import ReadOptions
 from rnngrad.errors import OptionError
 from rnngrad.probes.spec import ProbeSpec, with_probe_settings
-from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
 DTYPES = ("float64", "float32")
 # A long probe: the exponents are time averages along the trajectory, whose standard error
@@ -47,7 +46,6 @@ class LyapunovOptions(ReadOptions):
     modules: tuple[str, ...] = ()
     dtype: str = "float64"
     device: str = "cpu"
-    max_memory: float = DEFAULT_MAX_MEMORY_GIB
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,7 +67,6 @@ class LyapunovOptions(ReadOptions):
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype {self.dtype!r} is not known",
                               f"use one of: {', '.join(DTYPES)}")
-        check_max_memory(self.max_memory)
 
 
 def _integer(value: object) -> bool:

@@ -30,8 +30,8 @@ from rnngrad.errors import OptionError
 from rnngrad.plots._common import TERM, require, target_kind
 
 __all__ = ["bptt_figure", "check_figure", "check_target", "lyapunov_figure", "plot_bptt",
-           "plot_check", "plot_lyapunov", "plot_spectrum", "save_plot", "spectrum_figure",
-           "surface_figure"]
+           "plot_bytes", "plot_check", "plot_lyapunov", "plot_spectrum", "save_plot",
+           "spectrum_figure", "surface_figure"]
 
 # command -> (module, figure function); the terminal pictures are rnngrad.plots.term.TEXTS
 _DRAWERS = {
@@ -56,20 +56,42 @@ def check_target(target: str | Path) -> str:
 def save_plot(report: Any, target: str | Path) -> None:
     """Draw ``report`` (spectrum, bptt, surface, lyapunov or check) to ``target``: a ``.png``
     or ``.svg`` path, or ``"term"`` (stdout). Anything with ``results`` draws as a check report."""
-    command = getattr(report, "command", None) or ("check" if hasattr(report, "results") else None)
-    if command not in _DRAWERS:
-        raise OptionError(f"--plot cannot draw a {command or type(report).__name__} report",
-                          "use --plot with spectrum, bptt, surface, lyapunov or check")
+    command = _command(report)
     kind = check_target(target)
     if kind == TERM:
         from rnngrad.plots.term import TEXTS
 
         _print(lambda color: TEXTS[command](report, color=color))
         return
+    data = plot_bytes(report, kind)
+    try:
+        Path(target).write_bytes(data)
+    except OSError as exc:
+        raise OptionError(f"--plot {target}: cannot be written ({exc.strerror or exc})",
+                          "choose a writable path") from None
+
+
+def plot_bytes(report: Any, kind: str) -> bytes:
+    """The picture of ``report`` as the bytes of a ``"png"`` or ``"svg"`` file (the command
+    line writes them through its output guard; :func:`save_plot` to a path)."""
+    import io
+
     from rnngrad.plots._common import save, style
 
+    command = _command(report)
+    require(kind)
+    buffer = io.BytesIO()
     with style():
-        save(_figure(command)(report), target, kind)
+        save(_figure(command)(report), buffer, kind)
+    return buffer.getvalue()
+
+
+def _command(report: Any) -> str:
+    command = getattr(report, "command", None) or ("check" if hasattr(report, "results") else None)
+    if command not in _DRAWERS:
+        raise OptionError(f"--plot cannot draw a {command or type(report).__name__} report",
+                          "use --plot with spectrum, bptt, surface, lyapunov or check")
+    return command
 
 
 def plot_spectrum(report: Any, target: str | Path) -> None:

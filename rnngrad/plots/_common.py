@@ -113,13 +113,10 @@ def new_figure(width: float, height: float) -> Any:
     return figure
 
 
-def save(figure: Any, path: str | Path, kind: str) -> None:
-    """Write ``figure`` as ``kind`` (png or svg) to ``path``, without dates or versions."""
-    try:
-        figure.savefig(path, format=kind, metadata=METADATA[kind])
-    except OSError as exc:
-        raise OptionError(f"--plot {path}: cannot be written ({exc.strerror or exc})",
-                          "choose a writable path") from None
+def save(figure: Any, file: Any, kind: str) -> None:
+    """Write ``figure`` as ``kind`` (png or svg) to ``file`` (a binary file object), without
+    dates or versions."""
+    figure.savefig(file, format=kind, metadata=METADATA[kind])
 
 
 def finite_or_nan(values: Any) -> list[float]:

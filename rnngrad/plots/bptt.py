@@ -89,7 +89,7 @@ def _profile(ax: Any, profile: RecurrenceProfile, options: BpttOptions) -> None:
     if _log_spaced(lags):
         ax.set_xscale("log")
     if not rows:  # the forward pass overflowed before any lag could be measured
-        ax.text(0.5, 0.5, "no lags measured:\n" + textwrap.fill(profile.reason, 60),
+        ax.text(0.5, 0.5, "no lags measured:\n" + textwrap.fill(mpl_text(profile.reason), 60),
                 ha="center", va="center", transform=ax.transAxes, fontsize=9)
     rec = profile.recurrence
     cell = f"{rec.cell} {rec.nonlinearity}" if rec.cell == "rnn" else rec.cell

@@ -35,7 +35,7 @@ def render(draw: Any, panels: int, *, color: bool) -> str:
     figure.clear()
     plotext.terminal.limit(width=True, height=False)  # tall pictures scroll like any output
     try:
-        width = min(shutil.get_terminal_size((100, 30)).columns, MAX_WIDTH)
+        width = min(max(shutil.get_terminal_size((100, 30)).columns, 40), MAX_WIDTH)
         figure.plot_size(width, PANEL_HEIGHT * panels)
         if panels > 1:
             figure.subplots(panels, 1)
@@ -93,7 +93,7 @@ def _eigen_panel(plot: Any, item: Any) -> None:
     plot.ruler("x").lim(-2.6 * limit, limit)  # room on the left for the legend
     plot.ruler("y").lim(-limit, limit)
     plot.legend(x=-2.6 * limit, y=limit, ha="left", va="top", relative=True)
-    plot.title(f"{item.recurrence.label}: {item.verdict}; eigenvalues λ")
+    plot.title(f"{plain(item.recurrence.label)}: {item.verdict}; eigenvalues λ")
     plot.label("Re λ", axis="x")
     plot.label("Im λ", axis="y")
 

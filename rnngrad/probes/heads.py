@@ -29,11 +29,13 @@ import torch
 from rnngrad.cells import Recurrence
 from rnngrad.errors import OptionError, ProbeError
 from rnngrad.io.bundle import WeightBundle
+from rnngrad.io.npy import npy_header, read_npy
+from rnngrad.limits import DEFAULT_MAX_BYTES
 
 LOSSES = ("readout", "mse", "ce", "squared")
 HEAD_NAMES = ("fc", "head", "decoder", "linear", "out", "output", "classifier", "readout")
 _EMBEDDING = re.compile(r"(^|\.)(embedding|embeddings|embed|emb|encoder|word_embeddings)"
-                        r"\.weight$")
+                        r"\.weight\Z")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +62,7 @@ def find_head(bundle: WeightBundle, top_layer: list[Recurrence]) -> str | None:
 
 
 def load_head(bundle: WeightBundle, name: str | None, loss: str, targets: str | None,
-              dtype: torch.dtype, device) -> Head | None:
+              dtype: torch.dtype, device, max_bytes: int = DEFAULT_MAX_BYTES) -> Head | None:
     """The head ``name`` as tensors of ``dtype`` on ``device`` for ``loss`` ``mse`` or ``ce``;
     None for ``readout`` and ``squared``, which use none. An unknown loss, or a head loss
     without a head, is an OptionError."""
@@ -76,24 +78,33 @@ def load_head(bundle: WeightBundle, name: str | None, loss: str, targets: str | 
     bias = (torch.as_tensor(bundle.array(bias_name), dtype=dtype, device=device)
             if bias_name in bundle.tensors else None)
     return Head(weight=weight, bias=bias, name=name,
-                targets=_read_targets(Path(targets), loss, weight.shape[0]) if targets else None)
+                targets=(_read_targets(Path(targets), loss, weight.shape[0], max_bytes)
+                         if targets else None))
 
 
-def _read_targets(path: Path, loss: str, classes: int) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ProbeError(f"--targets {path}: not a readable .npy array ({exc})",
-                         "save the targets with numpy.save") from None
+def _read_targets(path: Path, loss: str, classes: int, max_bytes: int) -> np.ndarray:
+    """Targets from a regular ``.npy`` file: class ids (B,) for ``ce``, values (B, C) for
+    ``mse``; the shape and dtype are checked from the header before the values are read."""
+    header = npy_header(path, "--targets")
     if loss == "ce":
-        if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer) or (
-                array.size and (array.min() < 0 or array.max() >= classes)):
-            raise ProbeError(f"--targets {path}: cross-entropy needs class ids (B,) in "
+        if len(header.shape) != 1 or not np.issubdtype(header.dtype, np.integer):
+            raise ProbeError(f"--targets {path}: cross-entropy needs class ids (B,), not "
+                             f"{header.dtype} {list(header.shape)}",
+                             "save integer class ids, one per sequence")
+    elif (len(header.shape) != 2 or header.shape[1] != classes
+          or not np.issubdtype(header.dtype, np.floating)):
+        raise ProbeError(f"--targets {path}: MSE needs float targets (B, {classes}), not "
+                         f"{header.dtype} {list(header.shape)}",
+                         "save one target vector per sequence")
+    if header.shape[0] == 0:
+        raise ProbeError(f"--targets {path}: holds no targets (shape {list(header.shape)})",
+                         "save one target per probe sequence")
+    array = read_npy(path, "--targets", max_bytes)
+    if loss == "ce":
+        if array.min() < 0 or array.max() >= classes:
+            raise ProbeError(f"--targets {path}: cross-entropy needs class ids in "
                              f"[0, {classes})", "save integer class ids, one per sequence")
         return array.astype(np.int64)
-    if array.ndim != 2 or array.shape[1] != classes or not np.issubdtype(array.dtype, np.floating):
-        raise ProbeError(f"--targets {path}: MSE needs float targets (B, {classes})",
-                         "save one target vector per sequence")
     if not np.all(np.isfinite(array)):
         raise ProbeError(f"--targets {path}: contains NaN or Inf", "clean the targets")
     return array.astype(np.float64)

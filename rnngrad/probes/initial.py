@@ -22,21 +22,24 @@ from pathlib import Path
 import numpy as np
 
 from rnngrad.errors import ProbeError
-from rnngrad.probes.sequences import read_npy
+from rnngrad.io.npy import read_npy
+from rnngrad.limits import DEFAULT_MAX_BYTES
 from rnngrad.probes.spec import ProbeSpec
 
 SHAPES_HINT = "save s_0 as (S,), (R, S) or (R, B, S): R recurrences in PyTorch's h0 order"
 
 
-def initial_states(spec: ProbeSpec, sizes: list[int], batch: int) -> list[np.ndarray] | None:
-    """s_0 of each recurrence (in ``sizes`` order), each (B, S) float64; None for all-zero."""
+def initial_states(spec: ProbeSpec, sizes: list[int], batch: int,
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> list[np.ndarray] | None:
+    """s_0 of each recurrence (in ``sizes`` order), each (B, S) float64; None for all-zero.
+    A ``.npy`` file is read only if it fits in ``max_bytes``."""
     if spec.initial_state is None:
         return None
     value = spec.initial_value
     if value is not None:
         return [np.full((batch, size), value) for size in sizes]
     path = Path(spec.initial_path or "")
-    array = read_npy(path, "--initial-state")
+    array = read_npy(path, "--initial-state", max_bytes)
     if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)):
         raise ProbeError(f"--initial-state {path}: s_0 must hold finite floats",
                          "save s_0 as a float array without NaN or Inf")

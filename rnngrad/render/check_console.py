@@ -12,15 +12,17 @@ from rich.text import Text
 from rnngrad.render.numbers import fmt
 from rnngrad.render.text import cell, plain
 from rnngrad.render.trend import (FIGURES_FOOTNOTE, figure_rows, figures_title, legend,
-                                   model_ids, summary_text)
+                                   model_ids)
 
 
 def check_view(report: Any) -> Group:
     """A check report as Rich parts: the thresholds table, a FAIL line per failed result, the
-    figures by model (for several models, or no results), a model legend and the summary."""
+    figures by model (for several models, or no results), a model legend, an ERROR line per
+    model that could not be checked, and the summary."""
     ids = model_ids(report)
+    checked = len(report.models) + len(report.errors)
     parts: list[Any] = [Text.assemble(("rnngrad check", "bold"), (
-        f"  {len(report.models)} model(s); config: {plain(report.config_source or 'none')}"
+        f"  {checked} model(s); config: {plain(report.config_source or 'none')}"
         + (f"; baseline: {plain(report.baseline)}" if report.baseline else ""), "dim"))]
     if report.results:
         parts.append(_results_table(report, ids))
@@ -34,9 +36,17 @@ def check_view(report: Any) -> Group:
     names = legend(ids)
     if names:
         parts.append(Text("models: " + "; ".join(plain(line) for line in names), style="dim"))
-    style = "bold red" if report.failed else "bold green" if report.results else "bold yellow"
-    parts.append(Text(summary_text(report), style=style))
+    for error in report.errors:
+        parts.append(Text(f"ERROR {plain(error.text)} ({plain(error.hint)})", style="bold red"))
+    parts.append(summary_line(report))
     return Group(*parts)
+
+
+def summary_line(report: Any) -> Text:
+    """The last line: models that could not be checked, then failed or passed checks."""
+    style = ("bold red" if report.failed or report.errors else
+             "bold green" if report.results else "bold yellow")
+    return Text(report.summary, style=style)
 
 
 def _results_table(report: Any, ids: dict[str, str]) -> Table:

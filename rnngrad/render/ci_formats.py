@@ -1,9 +1,12 @@
 """Formats for CI systems: GitHub workflow commands and JUnit XML (check reports only).
 
-GitHub: one ``::error file=...,title=...::message`` per failed threshold, escaped as the
-runner expects (data: ``%`` ``\\r`` ``\\n``; properties also ``:`` and ``,``), then a
-``::notice`` summary. JUnit: one ``<testcase>`` per model × threshold (failing if any
-recurrence fails it), with ``<failure>`` elements listing the failing recurrences.
+GitHub: one ``::error file=...,title=...::message`` per model that could not be checked and
+per failed threshold, escaped as the runner expects (data: ``%`` ``\\r`` ``\\n``; properties
+also ``:`` and ``,``), then a ``::notice`` summary. JUnit: one ``<testcase>`` per model that
+could not be checked (an ``<error>``) and per model × recurrence × threshold, as the JSON
+counts the checks (classname ``rnngrad.<model>``, name ``<threshold> <recurrence>``). File
+text is made plain first: XML 1.0 allows no control characters, and a workflow command ends
+at a newline.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class GithubRenderer:
 
 
 class JunitRenderer:
-    """JUnit XML: one testcase per model × threshold."""
+    """JUnit XML: one testcase per model × recurrence × threshold, one per model in error."""
 
     extension = ".xml"
 
@@ -47,42 +50,51 @@ class JunitRenderer:
 
 
 def render_github(report: Any) -> str:
-    """An ``::error`` line per failed result (file = the model, title = threshold and
-    recurrence), then a ``::notice`` with the summary."""
-    lines = []
+    """An ``::error`` line per model that could not be checked and per failed result (file =
+    the model, title = threshold and recurrence), then a ``::notice`` with the summary."""
+    lines = [f"::error file={escape_property(error.model)},title=rnngrad error::"
+             f"{escape_data(error.text)} ({escape_data(error.hint)})"
+             for error in report.errors]
     for result in report.failed:
         title = f"rnngrad {result.threshold} ({result.recurrence})"
         lines.append(f"::error file={escape_property(result.model)},"
                      f"title={escape_property(title)}::{escape_data(result.message)}")
-    from rnngrad.render.trend import summary_text
-
-    lines.append(f"::notice title=rnngrad check::{escape_data('rnngrad check: ' + summary_text(report))}")
+    summary = "rnngrad check: " + report.summary
+    lines.append(f"::notice title=rnngrad check::{escape_data(summary)}")
     return "\n".join(lines) + "\n"
 
 
 def render_junit(report: Any) -> str:
-    """One ``<testcase>`` per result (model × recurrence × threshold), as the JSON counts them;
-    classname ``rnngrad.<model>``, name ``<threshold> <recurrence>``."""
-    failures = len(report.failed)
-    total = len(report.results)
-    suites = ElementTree.Element("testsuites", name="rnngrad", tests=str(total),
-                                 failures=str(failures))
-    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check", tests=str(total),
-                                   failures=str(failures), errors="0", skipped="0")
+    """One ``<testcase>`` per result (model × recurrence × threshold), as the JSON counts them,
+    and one ``<error>`` testcase per model that could not be checked."""
+    failures, errors = str(len(report.failed)), str(len(report.errors))
+    tests = str(len(report.results) + len(report.errors))
+    suites = ElementTree.Element("testsuites", name="rnngrad", tests=tests, failures=failures,
+                                 errors=errors)
+    suite = ElementTree.SubElement(suites, "testsuite", name="rnngrad check", tests=tests,
+                                   failures=failures, errors=errors, skipped="0")
+    for error in report.errors:
+        case = ElementTree.SubElement(suite, "testcase", name="read",
+                                      classname=f"rnngrad.{xml_text(error.model)}")
+        element = ElementTree.SubElement(case, "error", type="error",
+                                         message=xml_text(error.message))
+        element.text = xml_text(f"{error.message}\n{error.hint}")
     for result in report.results:
-        case = ElementTree.SubElement(suite, "testcase", classname=f"rnngrad.{_xml(result.model)}",
-                                      name=_xml(f"{result.threshold} {result.recurrence}"))
+        case = ElementTree.SubElement(suite, "testcase",
+                                      classname=f"rnngrad.{xml_text(result.model)}",
+                                      name=xml_text(f"{result.threshold} {result.recurrence}"))
         if result.passed:
-            ElementTree.SubElement(case, "system-out").text = _xml(result.message)
+            ElementTree.SubElement(case, "system-out").text = xml_text(result.message)
         else:
             failure = ElementTree.SubElement(case, "failure", type=str(result.threshold),
-                                             message=_xml(result.message))
-            failure.text = _xml(f"{result.recurrence}: {result.message}")
+                                             message=xml_text(result.message))
+            failure.text = xml_text(f"{result.recurrence}: {result.message}")
     ElementTree.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(
         suites, encoding="unicode") + "\n"
 
 
-def _xml(text: str) -> str:
-    """Text XML 1.0 can hold: file text made plain (no control characters)."""
-    return plain(text, newlines=True).replace("\r", "")
+def xml_text(text: str) -> str:
+    """Text XML 1.0 can hold: control characters (but newline), lone surrogates and the
+    noncharacters U+FFFE/U+FFFF replaced (:func:`plain`)."""
+    return plain(text, newlines=True).replace("\t", " ").replace("\r", " ")

@@ -29,6 +29,11 @@ VIEWS = {
     "monitor": ("rnngrad.render.train_views", "monitor_view"),
 }
 FILE_WIDTH = 100
+# A terminal table of 600,000 tensors takes Rich minutes and nobody reads it: the inspect
+# table lists every tensor a recurrence uses and at most this many others (all of them are in
+# --format json and markdown), and the line of unused names is cut as short.
+MAX_UNUSED_ROWS = 40
+MAX_UNUSED_NAMES = 20
 
 
 class ConsoleRenderer:
@@ -81,17 +86,28 @@ def inspect_view(report: Any) -> Group:
     tensors.add_column("shape", justify="right")
     tensors.add_column("dtype")
     tensors.add_column("used by", overflow="fold")
+    unused = report.unused
+    shown_unused = {id(row) for row in unused[:MAX_UNUSED_ROWS]}
     for row in report.tensors:
+        if row.used_by is None and id(row) not in shown_unused:
+            continue
         tensors.add_row(cell(row.name), fmt_shape(row.shape), cell(row.dtype),
                         cell(row.used_by) if row.used_by else Text("unused", style="yellow"))
+    if len(unused) > MAX_UNUSED_ROWS:
+        tensors.caption = Text(f"… and {len(unused) - MAX_UNUSED_ROWS:,} more unused tensors "
+                               "(--format json or markdown lists them all)", style="dim")
+        tensors.caption_justify = "left"
     parts: list[Any] = [model_line(report, "inspect"), recs, tensors]
     missing = [f"{plain(info.label)}: missing {plain(', '.join(info.missing))}"
                for info in report.recurrences if info.missing]
     if missing:
         parts.append(Text("\n".join(missing), style="yellow"))
-    if report.unused:
-        parts.append(Text(f"{len(report.unused)} tensor(s) not used by any recurrence: "
-                          + ", ".join(plain(row.name) for row in report.unused), style="dim"))
+    if unused:
+        names = ", ".join(plain(row.name) for row in unused[:MAX_UNUSED_NAMES])
+        more = f", … ({len(unused) - MAX_UNUSED_NAMES:,} more)" if len(
+            unused) > MAX_UNUSED_NAMES else ""
+        parts.append(Text(f"{len(unused):,} tensor(s) not used by any recurrence: {names}{more}",
+                          style="dim"))
     if report.metadata:
         parts.append(Text("metadata: " + ", ".join(f"{plain(k)}={plain(v)}"
                                                    for k, v in report.metadata.items()),

@@ -40,7 +40,7 @@ def md(value: Any) -> str:
 def code(value: Any) -> str:
     """Text as an inline code span, with a fence longer than any backtick run inside."""
     text = plain(value).replace("|", "\\|")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0) if "`" in text else 0
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -55,6 +55,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def _cell(text: str) -> str:
     """A cell's Markdown with unescaped pipes escaped (a pipe ends a cell even in code)."""
+    if "|" not in text and "\n" not in text:  # most cells: nothing to do (600,000 rows)
+        return text
     return re.sub(r"(?<!\\)\|", r"\\|", text.replace("\n", " "))
 
 
@@ -183,10 +185,13 @@ def _lyapunov(report: Any) -> str:
 
 def _check(report: Any) -> str:
     from rnngrad.render.trend import (FIGURES_FOOTNOTE, figure_rows, figures_title, legend,
-                                      model_ids, summary_text)
+                                      model_ids)
 
     ids = model_ids(report)
-    out = f"## rnngrad check: {md(summary_text(report))}\n\n"
+    out = f"## rnngrad check: {md(report.summary)}\n\n"
+    if report.errors:
+        out += table(["model", "error", "what to do"],
+                     [[code(e.model), md(e.message), md(e.hint)] for e in report.errors]) + "\n"
     if report.results:
         rows = [[md(ids.get(r.model, r.model)), md(r.recurrence), str(r.threshold), fmt(r.value),
                  fmt(r.limit), "✅ pass" if r.passed else "❌ **FAIL**", md(r.message)]

@@ -23,18 +23,6 @@ FIGURES_FOOTNOTE = (
     "(rnn), (1−α) + αγσ_max(W) (leaky), of the candidate block W_hg (lstm) or W_hn (gru).")
 
 
-def summary_text(report: Any) -> str:
-    """One sentence: how many checks failed, or that nothing was checked."""
-    errors = len(getattr(report, "errors", ()))
-    erred = f"; {errors} model(s) could not be checked" if errors else ""
-    if not report.results:
-        return ("nothing was checked: no thresholds are configured (set e.g. explode-above "
-                "in [tool.rnngrad] or on the command line)" + erred)
-    if report.failed:
-        return f"{len(report.failed)} of {len(report.results)} checks failed" + erred
-    return f"all {len(report.results)} checks passed" + erred
-
-
 def model_ids(report: Any) -> dict[str, str]:
     """Each model's name in tables: its file name, or ``m1``, ``m2``, ... when any is long
     (or two share a file name); :func:`legend` maps the ids back."""

@@ -22,6 +22,7 @@ from rnngrad.conventions.understand import understand
 from rnngrad.conventions.options import with_settings
 from rnngrad.errors import ResourceError
 from rnngrad.io import WeightBundle
+from rnngrad.limits import gib
 from rnngrad.report import ModelInfo
 from rnngrad.spectrum.lowrank import low_rank_spectrum
 from rnngrad.spectrum.matrix import analyze_matrix, spectral_norm, spectral_radius
@@ -66,8 +67,7 @@ def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
     needed = 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size) + 6 * size * size)
     if needed > max_memory_gib * 1024**3:
         raise ResourceError(f"{rec.weight_hh}: the spectrum of this {size}-state recurrence "
-                            f"needs about {needed / 1024**3:.1f} GiB, over the "
-                            f"{max_memory_gib:g} GiB limit",
+                            f"needs about {gib(needed)}, over the {max_memory_gib:g} GiB limit",
                             "raise --max-memory if the machine has the memory")
 
 

@@ -7,21 +7,20 @@ from dataclasses import dataclass
 from rnngrad.conventions.options import DEFAULT_MAX_MEMORY_GIB, ReadOptions, check_max_memory
 from rnngrad.errors import OptionError
 
-__all__ = ["DEFAULT_MAX_MEMORY_GIB", "SpectrumOptions", "check_max_memory"]
-
 
 @dataclass(frozen=True, kw_only=True)
 class SpectrumOptions(ReadOptions):
-    """``top``: eigenvalues listed per block; ``max_memory``: GiB an analysis may need before
-    it is refused (estimated before anything is allocated); ``values``: keep every eigenvalue
-    and singular value in the report (for pictures; off by default, as they grow with H)."""
+    """``top``: eigenvalues listed per block; ``values``: keep every eigenvalue and singular
+    value in the report (for pictures; off by default, as they grow with H); ``max_memory``
+    (:class:`ReadOptions`): GiB the analysis may need, estimated before allocating."""
 
     top: int = 5
-    max_memory: float = DEFAULT_MAX_MEMORY_GIB
     values: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
             raise OptionError(f"--top {self.top!r} must be at least 1", "ask for e.g. --top 5")
-        check_max_memory(self.max_memory)
+
+
+__all__ = ["DEFAULT_MAX_MEMORY_GIB", "SpectrumOptions", "check_max_memory"]

@@ -16,7 +16,6 @@ from rnngrad.bptt.options import LOSSES as BPTT_LOSSES
 from rnngrad.conventions.options import ReadOptions, with_settings
 from rnngrad.errors import OptionError
 from rnngrad.probes.spec import ProbeSpec
-from rnngrad.spectrum.options import DEFAULT_MAX_MEMORY_GIB, check_max_memory
 
 LOSSES = BPTT_LOSSES + ("squared",)
 PARAMS = ("all", "recurrent", "hh")
@@ -86,7 +85,6 @@ class SurfaceOptions(ReadOptions):
     module: str | None = None
     dtype: str = "float64"
     device: str = "cpu"
-    max_memory: float = DEFAULT_MAX_MEMORY_GIB
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,7 +103,6 @@ class SurfaceOptions(ReadOptions):
             _positive("--max-norm", self.max_norm, "the clip threshold, e.g. --max-norm 1")
         _count("--points", self.points, 3, MAX_POINTS)
         _count("--sgd-steps", self.sgd_steps, 0, MAX_SGD_STEPS)
-        check_max_memory(self.max_memory)
         self.axes  # noqa: B018  (parses --vary: a bad spec fails here, before any work)
 
     @property
