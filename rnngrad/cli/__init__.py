@@ -53,7 +53,24 @@ def _run(args: list[str]) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: raise :class:`Interrupted`, or, while a module is being imported, leave at once
+    (an exception raised inside torch's import unwinds through its C++ extension, which
+    aborts the process with a C++ traceback; nothing has been written yet at that point)."""
+    if _importing(frame):
+        import os
+
+        _say("rnngrad: aborted (Ctrl-C)\n")
+        os._exit(130)
     raise Interrupted()
+
+
+def _importing(frame: object) -> bool:
+    """Whether the interrupted code runs inside an import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):  # type: ignore[attr-defined]
+            return True
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return False
 
 
 def _on_sigint(handler):
