@@ -25,6 +25,8 @@ class Cell(Protocol):
     ``jacobian(w, cache, nonlinearity, out=None)``: ∂s_t/∂s_(t−1), (B, S, S).
     ``output(state, hidden_size)``: the part of s_t the next layer sees, (B, P).
     ``recurrent_blocks(w)``: the square recurrent matrices by gate name, for spectra.
+    Optional, ``multiply_jacobian(w, cache, nonlinearity, rows, out)``: rows · J_t for row
+    blocks (B, R, S) without forming J_t (the backward sweep uses it when a cell has it).
     """
 
     def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.base import CellWeights, row_scaled
-
-
-
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -38,5 +36,19 @@ def jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
     return row_scaled(cache, w.weight_hh, out=out)
 
 
+def multiply_jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
+                      rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """rows · J_t = (rows · diag(φ'(a_t))) · W_hh for row blocks ``rows`` (B, R, H), into ``out``.
+
+    The backward sweep's step (:mod:`rnngrad.bptt.chain`) without forming J_t: the columns of
+    ``rows`` are scaled in place (its contents are spent), then one (B·R × H)·(H × H) product
+    with W_hh, shared by every probe. Both tensors must be contiguous.
+    """
+    rows.mul_(cache.unsqueeze(-2))
+    width = rows.shape[-1]
+    torch.mm(rows.view(-1, width), w.weight_hh, out=out.view(-1, width))
+    return out
+
+
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    return {"hh": w.weight_hh}
+    return gate_blocks(SPECS["rnn"], w.weight_hh, w.weight_hr)

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
-
-
-
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -46,4 +44,4 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    return dict(zip(("r", "z", "n"), w.weight_hh.chunk(3, dim=0)))
+    return gate_blocks(SPECS["gru"], w.weight_hh, w.weight_hr)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.base import CellWeights
 
 REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
@@ -80,4 +81,4 @@ class LeakyCell:
                          alpha=self.alpha, out=out)
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
-        return {"hh": w.weight_hh}
+        return gate_blocks(SPECS["leaky"], w.weight_hh)

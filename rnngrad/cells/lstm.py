@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope
-
-
-
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -62,7 +60,4 @@ def jacobian(w: CellWeights, cache, nonlinearity: str,
 
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    blocks = dict(zip(("i", "f", "g", "o"), w.weight_hh.chunk(4, dim=0)))
-    if w.weight_hr is not None:
-        blocks = {name: block @ w.weight_hr for name, block in blocks.items()}
-    return blocks
+    return gate_blocks(SPECS["lstm"], w.weight_hh, w.weight_hr)
