@@ -36,9 +36,9 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 
 def _register() -> None:
-    from rnngrad.cli import bptt, check, inspect, spectrum
+    from rnngrad.cli import bptt, check, inspect, merge, spectrum
 
-    for module in (inspect, spectrum, bptt, check):
+    for module in (inspect, spectrum, bptt, check, merge):
         app.command(name=module.NAME)(module.command)
 
 
@@ -76,9 +76,9 @@ def run(args: list[str]) -> None:
 
 def _command_path(exc: UsageError, args: list[str]) -> str:
     """``rnngrad CMD`` for the command a usage error belongs to (``rnngrad`` at the root)."""
-    from rnngrad.cli import bptt, check, inspect, spectrum
+    from rnngrad.cli import bptt, check, inspect, merge, spectrum
 
-    names = {module.NAME for module in (inspect, spectrum, bptt, check)}
+    names = {module.NAME for module in (inspect, spectrum, bptt, check, merge)}
     if exc.ctx is not None and exc.ctx.parent is not None:
         return f"rnngrad {exc.ctx.info_name}"
     command = next((arg for arg in args if not arg.startswith("-")), "")

@@ -76,6 +76,13 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
             fail_on: Annotated[CheckFailOn, typer.Option(
                 "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
                                ] = CheckFailOn.any,
+            shard: Annotated[Optional[str], typer.Option(
+                "--shard", metavar="K/N", help="Check only the K-th of N consecutive runs of the models; "
+                "join the shards' JSON with `rnngrad merge`.")] = None,
+            jobs: Annotated[Optional[int], typer.Option(
+                "--jobs", "-j", metavar="N", help=with_default(
+                    "Models measured at once, each in its own process (1: one after another).",
+                    "the number of cores"))] = None,
             plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """The CI gate: spectrum + bptt of each model against thresholds and a baseline."""
     from rnngrad.gate.baseline import baseline_text, read_baseline
@@ -89,7 +96,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         "steps": steps, "seed": seed, "input_scale": input_scale, "inputs": inputs,
         "activation": activation, "radius_tolerance": radius_tolerance,
         "norm_drop": norm_drop, "norm_rise": norm_rise, "leak": leak, "map": map_file,
-        "baseline": baseline}
+        "baseline": baseline, "jobs": jobs}
     with handled(format):
         check_plot(plot, format, output)
         loaded = load_config(config)
@@ -99,6 +106,10 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         if not paths:
             raise OptionError("no model to check",
                               "pass MODEL paths, or set models = [...] in [tool.rnngrad]")
+        if shard is not None:  # an empty shard (more shards than models) checks nothing: exit 0
+            from rnngrad.gate.merge import parse_shard, shard_of
+
+            paths = shard_of(paths, parse_shard(shard))
         configs = [loaded.for_model(path, cli) for path in paths]
         reference = None
         if defaults.baseline and (write_baseline is None
@@ -107,7 +118,8 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         with progress(quiet, "check") as on_progress:
             report = run_check(paths, configs, baseline=reference,
                                baseline_name=defaults.baseline if reference else None,
-                               config_source=loaded.source, on_progress=on_progress)
+                               config_source=loaded.source, on_progress=on_progress,
+                               jobs=defaults.jobs)
         if write_baseline is not None:
             from rnngrad.cli.common import write_output
 

@@ -19,11 +19,13 @@ than ``norm-drop``× (default 10), or the largest per-lag norm up by more than `
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import CheckConfig, config_from_values
+from rnngrad.gate.parallel import available_cores, measured
 from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelFigures, Threshold,
                                   ThresholdLimit)
 from rnngrad.report import log10_value, power10
@@ -148,15 +150,19 @@ def _fmt(log_value: float | None) -> str:
 def run_check(sources: list[Any], configs: list[CheckConfig], *,
               baseline: dict[str, Any] | None = None, baseline_name: str | None = None,
               config_source: str | None = None,
-              on_progress: Progress | None = None) -> CheckReport:
-    """Measure and evaluate each source with its own config, in order."""
+              on_progress: Progress | None = None, jobs: int | None = 1) -> CheckReport:
+    """Measure and evaluate each source with its own config, in order; ``jobs`` worker
+    processes measure models in parallel (None: one per core; :mod:`rnngrad.gate.parallel`)."""
     all_figures, results = [], []
-    for source, config in zip(sources, configs):
-        figures = measure(source, config, on_progress)
-        all_figures.append(figures)
-        results += evaluate(figures, config)
-        if baseline is not None:
-            results += compare(figures, baseline, config)
+    outcomes = measured(sources, configs, jobs=jobs or available_cores(), measure=measure,
+                        on_progress=on_progress)
+    with contextlib.closing(outcomes):  # an error stops the workers as it stops --jobs 1
+        for config, outcome in zip(configs, outcomes):
+            figures = outcome.result()
+            all_figures.append(figures)
+            results += evaluate(figures, config)
+            if baseline is not None:
+                results += compare(figures, baseline, config)
     thresholds = configs[0].thresholds() if configs else {}
     return CheckReport(models=tuple(all_figures), results=tuple(results),
                        thresholds=tuple(ThresholdLimit(name=name, limit=limit)
