@@ -178,18 +178,56 @@ def probe_for(bundle: WeightBundle, group: Group, spec: ProbeSpec,
         raise ProbeError(f"{exc.message} (module {group.name or '(top)'})", exc.hint) from None
 
 
-def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
+# What the memory estimate counts (bytes of one process; benchmarks/bench_memory.py measures
+# the peak RSS of whole processes against it at H = 512 ... 2048 and 100 ... 10,000 lags):
+PROCESS_BYTES = 400 * 2**20  # Python with NumPy and torch loaded: 220-290 MiB measured
+# State-sized rows a forward step keeps per probe for the sweep (its cache, the state, the
+# input drive of its gates), in units of the hidden size H.
+CACHE_ROWS = {"rnn": 3, "leaky": 3, "gru": 11, "gru_reset_before": 10, "lstm": 16}
+# What autograd keeps per step and probe for the gradient-share replay, in units of H.
+REPLAY_ROWS = {"rnn": 8, "leaky": 8, "gru": 30, "gru_reset_before": 30, "lstm": 40}
+
+
+def memory_needed(group: Group, probe: Probe, options: BpttOptions) -> int:
+    """Bytes the analysis of one module holds at its peak, the process itself included.
+
+    The forward pass's caches live through the whole analysis; on top of them the largest of:
+    the sweep's product buffers (two (B, S+K+1, S) products and a (B, S, S) Jacobian), the
+    autograd replay for gradient shares and clip norms (all steps, batched over the probes),
+    and the float64 eigen-analysis of the directions (a few S × S copies, complex ones too).
+    """
     batch, steps = probe.inputs.shape[:2]
     itemsize = 8 if options.dtype == "float64" else 4
-    biggest = max(rec.state_size for rec in group.members)
-    caches = sum(rec.state_size * 10 for rec in group.members) * batch * steps
-    needed = (4 * batch * biggest * biggest + caches) * itemsize
-    limit = options.max_memory * 1024**3
-    if needed > limit:
+    members = group.members
+    forward = sum(CACHE_ROWS[rec.cell] * rec.hidden_size + rec.state_size for rec in members)
+    sweep = max(rec.state_size * (3 * rec.state_size + 64) for rec in members)
+    replay = max(REPLAY_ROWS[rec.cell] * rec.hidden_size * steps for rec in members)
+    directions = 12 * max(rec.state_size for rec in members) ** 2 * 8
+    inputs = probe.inputs.size * (8 + itemsize)
+    return int(PROCESS_BYTES + inputs + batch * steps * forward * itemsize
+               + max(batch * sweep * itemsize, batch * replay * itemsize, directions))
+
+
+def _check_memory(group: Group, probe: Probe, options: BpttOptions) -> None:
+    batch, steps = probe.inputs.shape[:2]
+    needed = memory_needed(group, probe, options)
+    if needed > options.max_memory * 1024**3:
+        biggest = max(rec.state_size for rec in group.members)
         raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
                             f"{needed / 1024**3:.1f} GiB (state size {biggest}, batch {batch}, "
                             f"{steps} steps), over the {options.max_memory:g} GiB limit",
                             "use a smaller --batch or --steps, or raise --max-memory")
+
+
+def estimate_for(source: Any, options: BpttOptions | None = None, **settings: Any) -> int:
+    """The bytes :func:`bptt` would need at its peak for ``source`` (the largest module's
+    :func:`memory_needed`), without running it: what ``--max-memory`` is compared with."""
+    options = bptt_options(options, settings)
+    understood = understand(source, options)
+    groups = select_groups(group_recurrences(understood.recurrences), options.modules)
+    largest = parse_lags(options.lags)[-1]
+    return max(memory_needed(group, probe_for(understood.bundle, group, options.probe,
+                                              largest)[0], options) for group in groups)
 
 
 def state_block(rec: Recurrence, state: str) -> tuple[slice, str]:

@@ -16,12 +16,13 @@ torch in a process that does nothing else.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
 
 from rnngrad.cells import Recurrence, gate_blocks
-from rnngrad.cells.rest import rest_jacobian_of
+from rnngrad.cells.rest import CLOSED_FORM, rest_jacobian_of
 from rnngrad.conventions.understand import understand
 from rnngrad.conventions.options import with_settings
 from rnngrad.errors import ResourceError
@@ -63,11 +64,28 @@ def spectrum(source: Any, options: SpectrumOptions | None = None, *,
                           top=options.top, notes=understood.notes)
 
 
-def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
-    """Refuse before allocating: the gate blocks in float64 plus about six state-sized squares
-    (the rest-state Jacobian, LAPACK's copies and workspace)."""
+# Bytes of the process itself: Python and NumPy (55 MiB measured), or with torch loaded (220-290
+# MiB) for a .pt file or a gated cell's rest Jacobian (benchmarks/bench_memory.py).
+NUMPY_PROCESS_BYTES = 100 * 2**20
+TORCH_PROCESS_BYTES = 400 * 2**20
+
+
+def memory_needed(rec: Recurrence, *, with_torch: bool) -> int:
+    """Bytes the spectrum of ``rec`` holds at its peak, the process itself included (with torch
+    loaded or not): the gate blocks in float64 plus about ten state-sized squares (the
+    rest-state Jacobian, LAPACK's copies and workspace, the inverse for σ_min, a complex LU for
+    the leading eigenvector)."""
     size = rec.state_size
-    needed = 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size) + 6 * size * size)
+    process = TORCH_PROCESS_BYTES if with_torch else NUMPY_PROCESS_BYTES
+    return process + 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size)
+                          + 10 * size * size)
+
+
+def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
+    """Refuse before allocating when :func:`memory_needed` passes ``--max-memory``."""
+    size = rec.state_size
+    with_torch = "torch" in sys.modules or rec.cell not in CLOSED_FORM
+    needed = memory_needed(rec, with_torch=with_torch)
     if needed > max_memory_gib * 1024**3:
         raise ResourceError(f"{rec.weight_hh}: the spectrum of this {size}-state recurrence "
                             f"needs about {needed / 1024**3:.1f} GiB, over the "
