@@ -6,46 +6,49 @@ vanishing and exploding), and a probe of B = 4 seeded N(0, 1) input sequences of
 steps from the zero state. Wanted: the spectral norm ‖∂h_T/∂h_(T−ℓ)‖₂ for every lag
 ℓ = 1..L (L = 100) and every probe. Timed, in one run:
 
-(a) **rnngrad**, two ways:
-    - *whole call*: the public ``rnngrad.bptt.bptt(state_dict, BpttOptions(lags="1..L",
-      probe=ProbeSpec(inputs=<inputs.npy>)))``. Besides the per-lag norms this
-      also gives Frobenius and gradient norms, the exploding directions (the eigenvalues of
-      W_hh and its leading left and right eigenvectors), gradient shares by lag (an autograd replay) and a clipping threshold (per-probe
-      autograd gradients), and it loads, hashes and checks the inputs;
+(a) **rnngrad**, three ways:
+    - *process*: ``rnngrad bptt MODEL.safetensors --inputs X.npy --lags 1..L --format json``
+      as its own process, as a user runs it, minus a ``rnngrad --version`` process (the
+      interpreter's start); this is issue #15's measure. Besides the per-lag norms it gives
+      Frobenius and gradient norms, the exploding directions (the eigenvalues of W_hh and its
+      leading left and right eigenvectors), gradient shares by lag (an autograd replay) and a
+      clipping threshold (per-probe autograd gradients), and it imports torch, loads and
+      hashes the files and renders the JSON;
+    - *whole call*: the public ``rnngrad.bptt.bptt(state_dict, ...)`` in this process;
     - *hot path*: ``run_recurrence`` (forward pass, caches tanh') + ``sweep`` (one backward
-      sweep P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over probes, with a spectral norm at each lag).
+      sweep P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over probes, with a certified spectral norm at
+      each lag).
 (b) **plain autograd**: for each probe and each lag ℓ, ``torch.autograd.functional.jacobian``
-    (its defaults, i.e. one backward pass per output unit) of the map h_(T−ℓ) ↦ h_T through the
-    same ``nn.RNN`` run over x_(T−ℓ+1..T), started from the true h_(T−ℓ), then
-    ``torch.linalg.matrix_norm(J, 2)``. This is what a user without rnngrad would write; it
-    costs about H backward passes of ℓ steps per lag and probe, i.e. O(H³·L²) in all.
-    It is far too slow to run completely for large H, so:
+    of the map h_(T−ℓ) ↦ h_T through the same ``nn.RNN`` run over x_(T−ℓ+1..T), started from
+    the true h_(T−ℓ), then ``torch.linalg.matrix_norm(J, 2)``; twice: with its defaults (one
+    backward pass per output unit) and with ``vectorize=True`` (one batched backward pass
+    through ``vmap``, what a competent user writes). It costs O(H³·L²) in all, so:
       * it is timed completely (all lags, all probes) for H ≤ ``--full-max`` (128), and for
         larger H when the estimate from the sample below is under ``--full-budget`` s (180);
       * otherwise only a sample of lags (1, L/4, L/2, 3L/4, L) is timed, on every probe for
         H ≤ 512 and on the first ``--large-probes`` (1) probe(s) above; the total is then
         *extrapolated*: a least-squares fit t(ℓ) = a + b·ℓ of the measured per-(probe, lag)
-        times (the cost grows ∝ ℓ; a holds the fixed per-lag cost such as the SVD) is summed
-        over ℓ = 1..L and multiplied by B. Extrapolated totals and the ratios built on them
-        are marked with "~".
+        times is summed over ℓ = 1..L and multiplied by B. Extrapolated totals and the
+        ratios built on them are marked with "~".
 (c) **bare chain**: only the arithmetic no method can avoid, B·L products of H×H float64
     matrices, ``P = torch.bmm(P, J)`` over L steps batched over B, with the J precomputed
     random matrices (a pool of at most ``--pool`` distinct (B, H, H) tensors, cycled, so they
-    do not sit in cache). rnngrad's hot path should be close to this.
+    do not sit in cache), in this process (no import, no loading).
 
 Correctness: the spectral norms of (a) and (b) must agree to a relative 1e-6 wherever both were
-computed (hot path per probe; whole call on the mean of log10 over probes, as reported); the
-whole call and the hot path must agree with each other too. Asserted.
+computed; the whole call, the hot path and the process must agree with each other. Asserted.
 
-Targets reported: plain / rnngrad ≥ 50× at H = 256; rnngrad / bare ≤ 2× at H = 512 and 1024,
-for the whole call and for the hot path.
+Targets (issue #15): process / bare ≤ 1.5× at H = 512 and ≤ 1.2× at H = 1024. A process that
+imports torch cannot beat (import torch + bare) / bare, also reported.
 
-Threads: rnngrad's ``bptt`` runs single-threaded below ``rnngrad.bptt.SMALL_STATE`` (128) and
-with torch's default otherwise; (a) hot path, (b) and (c) run under the same setting so the
-comparison is like for like. Timing: ``time.perf_counter``; (a) and (c) are best of up to
-``--repeats`` interleaved runs (repeating stops once a size's runs took ``--budget`` s); (b) is
-timed once. ``--profile`` adds a cProfile of one whole call per size. ``--quick`` is a smoke
-test (H = 32, 64, L = T = 20, B = 2, plain way sampled and extrapolated at H = 64).
+Threads: rnngrad's ``bptt`` runs single-threaded below ``rnngrad.bptt.analysis.SMALL_STATE``
+(128) and with torch's default otherwise; (a) hot path, (b) and (c) run under the same setting
+so the comparison is like for like; ``--threads N`` sets N everywhere (one is the stable
+choice on a busy machine, where every 2-thread small operation waits for a core). Timing:
+``time.perf_counter``; (a) and (c) are best of up to ``--repeats`` interleaved runs (repeating
+stops once a size's runs took ``--budget`` s); (b) is timed once. ``--profile`` adds a
+cProfile of one whole call per size. ``--quick`` is a smoke test (H = 32, 64, L = T = 20,
+B = 2, plain way sampled and extrapolated at H = 64).
 """
 
 from __future__ import annotations
@@ -371,6 +374,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pool", type=int, default=8, help="distinct J tensors of the bare chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plain", action="store_true", help="skip the plain autograd ways")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP/MKL/OpenBLAS threads here and in every process (default: as "
+                             "they are; one is the stable choice on a busy machine)")
     parser.add_argument("--profile", action="store_true", help="cProfile one whole call per size")
     parser.add_argument("--quick", action="store_true", help="small and fast: a smoke test")
     args = parser.parse_args(argv)
@@ -385,6 +391,10 @@ def main(argv=None) -> int:
     if lags > steps:
         parser.error(f"--lags {lags} exceeds --steps {steps}")
     sample_lags = tuple(sorted({1, round(lags / 4), round(lags / 2), round(3 * lags / 4), lags}))
+    if args.threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = str(args.threads)  # the processes below inherit them
+        torch.set_num_threads(args.threads)
     default_threads = torch.get_num_threads()
     command = rnngrad_command()
 

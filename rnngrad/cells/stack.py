@@ -42,7 +42,9 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, 
     ``horizon``: truncated backpropagation: the state is detached before step T − horizon + 1,
     so gradients reach back at most ``horizon`` steps (None: all the way).
     """
-    drive = weights.input_drive(inputs)
+    # One view per step: indexing drive[:, t] instead would make autograd write each step's
+    # gradient into a zero tensor of the whole (B, T, G·H) drive, T² work over a sequence.
+    drive = weights.input_drive(inputs).unbind(1)
     state = inputs.new_zeros(inputs.shape[0], rec.state_size)
     outputs, caches = [], []
     equations = rec.equations
@@ -50,7 +52,7 @@ def run_recurrence(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor, 
     for t in range(inputs.shape[1]):
         if t == cut:
             state = state.detach()
-        state, cache = equations.step(weights, drive[:, t], state, rec.nonlinearity)
+        state, cache = equations.step(weights, drive[t], state, rec.nonlinearity)
         if not torch.isfinite(state).all():
             raise ForwardOverflow(t + 1)
         outputs.append(equations.output(state, rec.hidden_size))
