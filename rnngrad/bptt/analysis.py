@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from rnngrad.bptt.allocator import large_temporaries_mapped
 from rnngrad.bptt.directions import exploding_directions
 from rnngrad.bptt.gradients import GroupGradients, clip_recommendation, group_gradients
 from rnngrad.bptt.options import BpttOptions, bptt_options
@@ -125,8 +126,9 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
                                                total)))
         profiles += mine
         group_head = head if group is groups[0] else None
-        gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
-                                         options))
+        with large_temporaries_mapped():
+            gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
+                                             options))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
@@ -252,7 +254,8 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
     with torch.no_grad():
         profile = sweep(rec, weights, trace, lags, block=block, readout=readout,
                         on_lag=on_lag)
-    shares = replay_shares(rec, weights, seen, readout, block)
+    with large_temporaries_mapped():
+        shares = replay_shares(rec, weights, seen, readout, block)
     rows = _rows(profile, options)
     reference, name = _reference_matrix(rec, weights, block)
     directions = exploding_directions(profile, reference, name)
