@@ -518,8 +518,10 @@ def _tables(rows, checks, lags, batch, args, torch_import, version) -> list[str]
     for size, threads, best, runs, plains, whole_logs, load_at_start in rows:
         standalone = runs["hot"] > 0
         out.append(
-            f"| {size} | {threads} | {fmt(best['process'])} | {fmt(best['whole'])} (×{runs['whole']}) "
-            f"| {fmt(best['hot'])}{'' if standalone else '†'} | {fmt(best['bare'])} (×{runs['bare']}) "
+            f"| {size} | {threads} | {fmt(best['process'])} "
+            f"| {fmt(best['whole'])} (×{runs['whole']}) "
+            f"| {fmt(best['hot'])}{'' if standalone else '†'} "
+            f"| {fmt(best['bare'])} (×{runs['bare']}) "
             f"| {ratio(best['process'], best['bare'])} | {ratio(best['whole'], best['bare'])} "
             f"| {ratio(best['hot'], best['bare'])} "
             f"| {ratio(torch_import + best['bare'], best['bare'])} "

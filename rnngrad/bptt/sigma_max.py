@@ -14,10 +14,11 @@ approximate top *left* singular vectors U (rows, K × S) is carried from lag to 
   tracker carries them with :meth:`LeadingSingular.advance`.
 
 At each lag a block Krylov (Golub–Kahan) iteration alternates passes P·V and U·P (K vectors
-each; P times columns, not rows times Pᵀ, which is twice as slow in MKL), with Rayleigh–Ritz on the accumulated right basis (at most 3 blocks, then a thick
-restart to the top K Ritz vectors), until the top Ritz triplet (σ, u, v), for which P·v = σu
-holds exactly, has residual r = ‖Pᵀu − σv‖ with min(r, r²/gap) ≤ ``tolerance``·σ, gap being
-σ minus the second Ritz value. σ is then within that bound of a singular value of P_ℓ
+each; P times columns, not rows times Pᵀ, which is twice as slow in MKL), with Rayleigh–Ritz
+on the accumulated right basis (at most 3 blocks, then a thick restart to the top K Ritz
+vectors), until the top Ritz triplet (σ, u, v), for which P·v = σu holds exactly, has residual
+r = ‖Pᵀu − σv‖ with min(r, r²/gap) ≤ ``tolerance``·σ, gap being σ minus the second Ritz
+value. σ is then within that bound of a singular value of P_ℓ
 (Kato–Temple for the symmetric [[0, P], [Pᵀ, 0]]), and Ritz values never exceed the true
 ones. ``tolerance`` is 1e-10 in float64 (100·eps in float32); items not converged in
 ``MAX_ITERATIONS`` fall back to LAPACK's SVD. On a tanh net at the edge of stability

@@ -32,6 +32,11 @@ class CheckFailOn(str, Enum):
     never = "never"
 
 
+CheckFormatOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")]
+CheckFailOnOpt = Annotated[CheckFailOn, typer.Option(
+    "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")]
+
+
 def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help="Weights files, folders or globs (default: `models` in the config).",
                 show_default=False, metavar="MODEL...")] = None,
@@ -70,15 +75,12 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help=with_default("Baseline: allowed rise factor of the largest norm.",
                                   GATE.norm_rise),
                 rich_help_panel=CONFIG_PANEL)] = None,
-            format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")
-                              ] = CheckFormat.table,
+            format: CheckFormatOpt = CheckFormat.table,
             output: OutputOpt = None,
-            fail_on: Annotated[CheckFailOn, typer.Option(
-                "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
-                               ] = CheckFailOn.any,
+            fail_on: CheckFailOnOpt = CheckFailOn.any,
             shard: Annotated[Optional[str], typer.Option(
-                "--shard", metavar="K/N", help="Check only the K-th of N consecutive runs of the models; "
-                "join the shards' JSON with `rnngrad merge`.")] = None,
+                "--shard", metavar="K/N", help="Check only the K-th of N consecutive runs of "
+                "the models; join the shards' JSON with `rnngrad merge`.")] = None,
             jobs: Annotated[Optional[int], typer.Option(
                 "--jobs", "-j", metavar="N", help=with_default(
                     "Models measured at once, each in its own process (1: one after another).",

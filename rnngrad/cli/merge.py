@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from rnngrad.cli.check import CheckFailOn, CheckFormat, _github_summary
+from rnngrad.cli.check import (CheckFailOn, CheckFailOnOpt, CheckFormat, CheckFormatOpt,
+                               _github_summary)
 from rnngrad.cli.common import OutputOpt, QuietOpt, emit, handled, value
 
 NAME = "merge"
@@ -16,12 +17,9 @@ NAME = "merge"
 def command(reports: Annotated[list[Path], typer.Argument(
                 help="JSON reports of `rnngrad check --shard K/N --format json`, in order.",
                 show_default=False, metavar="REPORT.json...")],
-            format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")
-                              ] = CheckFormat.table,
+            format: CheckFormatOpt = CheckFormat.table,
             output: OutputOpt = None,
-            fail_on: Annotated[CheckFailOn, typer.Option(
-                "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
-                               ] = CheckFailOn.any,
+            fail_on: CheckFailOnOpt = CheckFailOn.any,
             quiet: QuietOpt = False) -> None:
     """Join the check reports of several shards (CI jobs) into the report of one run."""
     from rnngrad.gate.merge import merge_reports, read_report
