@@ -100,3 +100,22 @@ def test_shards_cover_every_model_once_in_order(models, count):
     parts = [shard_of(names, (index, count)) for index in range(1, count + 1)]
     assert [name for part in parts for name in part] == names
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_the_shell_recipe_in_the_docs_runs(folder, monkeypatch):
+    """docs/performance.md's shard-by-shard recipe, its commands as written (made quick)."""
+    import re
+    import shlex
+
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1).replace("\\\n", " ")
+    check = next(line.strip() for line in block.splitlines() if "rnngrad check" in line)
+    merge = next(line.strip() for line in block.splitlines() if "rnngrad merge" in line)
+    monkeypatch.chdir(folder.parent)
+    for k in (1, 2, 3):
+        args = shlex.split(check.replace("$k", str(k)).replace("checkpoints/", str(folder)))[1:]
+        assert run_cli(*args, *QUICK).returncode == 0
+    result = run_cli(*shlex.split(merge)[1:])
+    assert result.returncode == 0 and "all 4 checks passed" in result.stdout  # 3 models, 4 rnns
