@@ -45,7 +45,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+if "--threads" in sys.argv[:-1]:  # before NumPy and torch load: their pools read these once
+    for _name in THREAD_VARIABLES:
+        os.environ[_name] = sys.argv[sys.argv.index("--threads") + 1]
+
+import numpy as np  # noqa: E402
 
 TARGET_RHO = 1.05
 INPUT_SIZE = 16
@@ -172,10 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-parts", action="store_true", help="only the two processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    env = dict(os.environ)
-    if args.threads:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = os.environ[name] = str(args.threads)
+    env = dict(os.environ)  # --threads is in it already (set before NumPy loaded)
     import shutil
 
     import rnngrad

