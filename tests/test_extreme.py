@@ -131,3 +131,19 @@ def test_spectrum_of_an_elman_file_never_imports_torch(sample):
     imported = _imported_after(
         f"from rnngrad.cli import main; main(['spectrum', {str(SAMPLES / sample)!r}, '-q'])")
     assert "numpy" in imported and "torch" not in imported
+
+
+def test_a_complex_pair_falls_back_to_the_complex_lu(monkeypatch):
+    """If the real (A − μI)(A − μ̄I) route misses the residual, the complex LU answers."""
+    original = matrix._inverse_iteration
+    calls = []
+
+    def quadratic_fails(a, shifted, start, value, limit, rounds):
+        calls.append(np.iscomplexobj(shifted))
+        return None if rounds == 2 else original(a, shifted, start, value, limit, rounds)
+
+    monkeypatch.setattr(matrix, "_inverse_iteration", quadratic_fails)
+    a = gaussian(150, 20, 1.1)  # leading eigenvalue 0.81 + 0.79i
+    value, vector, _ = leading_eigenvectors(a)
+    assert value.imag != 0 and calls[:2] == [False, True]
+    assert np.linalg.norm(a @ vector - value * vector) < 1e-11 * abs(value)
