@@ -1,48 +1,64 @@
-"""Benchmark: rnngrad's spectral analysis of one recurrent matrix vs. the plain NumPy way.
+"""Benchmark: a whole ``rnngrad spectrum FILE`` process against the NumPy one-liner's process.
 
-What is timed, for each H in ``--sizes`` (default 512, 2048, 4096), on a seeded random W (H×H)
-with N(0, 1/H) entries rescaled so that its spectral radius ρ is 1.05 (a mildly exploding
-recurrent matrix):
+    python benchmarks/bench_spectrum.py                       # H = 1024, 2048, 4096
+    python benchmarks/bench_spectrum.py --sizes 512 --repeats 2
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_spectrum.py
 
-(a) **plain**: ``numpy.linalg.eigvals(W)`` + ``numpy.linalg.svd(W)``, the latter with its
-    defaults (full SVD *with* U and Vᵀ), which is how a user typically gets ρ, σ_max and σ_min;
-(b) **analyze_matrix**: ``rnngrad.spectrum.matrix.analyze_matrix(W, gamma=1.0, top=5)``, rnngrad's
-    per-matrix analysis (ρ, σ_max, σ_min, condition number, top eigenvalues, circle counts
-    and the leading eigenvector by inverse iteration);
-(c) **spectrum()**: the whole public call ``rnngrad.spectrum(state_dict)`` on an ``nn.RNN``-style
-    state dict (W_hh = W, a random W_ih (H×16), zero biases). Besides (b) it converts and hashes
-    the tensors, detects the recurrence and computes the rest-state Jacobian; with zero biases
-    and tanh'(0) = 1 that Jacobian equals W, so rnngrad reuses (b)'s numbers for it.
+For each H a seeded W (H × H, N(0, 1/H) entries rescaled to spectral radius 1.05, a mildly
+exploding recurrent matrix) is saved as the ``weight_hh_l0`` of an ``nn.RNN``-style
+safetensors file (random W_ih (H × 16), zero biases). Timed, each as its own process, best of
+``--repeats``:
 
-Why: rnngrad claims its per-matrix analysis costs less than ``eigvals`` + ``svd`` because it
-asks LAPACK only for what it reports (no eigenvectors from ``geev``, no singular vectors from
-``gesdd``, one leading eigenvector by inverse iteration). The ratio plain / rnngrad shows
-whether that holds; the relative differences of ρ, σ_max and σ_min between (a) and (b) (and
-(c)) check that the cheaper path reports the same numbers (asserted ≤ 1e-9).
+(a) **NumPy one-liner**: ``load_file(F)["rnn.weight_hh_l0"]``, ``numpy.linalg.eigvals(W)`` and
+    ``numpy.linalg.svd(W, compute_uv=False)``: ρ, σ_max and σ_min as a user gets them;
+(b) **rnngrad spectrum F --format json**: every field it reports (ρ, σ_max, σ_min, κ, the top
+    eigenvalues, counts outside the unit and 1/γ circles, the leading eigenvector, the
+    rest-state Jacobian's ρ and norm, the bound and verdict), loading and hashing the file,
+    rendering the JSON. Its ρ, σ_max and σ_min must agree with (a)'s to 1e-9 (asserted).
 
-Timing: ``time.perf_counter``, best of up to ``--repeats`` runs; a configuration that takes more
-than ``--budget`` seconds on its first run is not repeated (the large sizes take tens of
-seconds per call on a 2-core machine). BLAS thread settings are left as they are and reported
-(via threadpoolctl when it is installed). ``--quick`` runs H = 64, 128, 256 as a smoke test.
+Target (issue #15): (b) / (a) ≤ 1.0 at H = 1024, 2048 and 4096.
+
+Then, in this process, what each part of (b) costs (the start-up of a process that imports
+nothing but rnngrad's command line and NumPy; reading and hashing the file; ``eigvals``;
+σ_max by Lanczos; the inverse and σ_min; the leading eigenvector by block inverse iteration)
+and the LAPACK choices behind them: NumPy (OpenBLAS) against torch (MKL) for ``eigvals``, the
+values-only SVD and the inverse. NumPy and torch offer no separate Hessenberg reduction + QR
+(``geev`` without vectors *is* ``gebal`` + ``gehrd`` + ``hseqr``), so that choice is measured
+only when SciPy is installed (``scipy.linalg.hessenberg`` + ``eigvals`` of the result).
+
+Threads: left as they are (``--threads N`` sets OMP/MKL/OpenBLAS to N in every process and
+here); the thread pools in use are listed (threadpoolctl, when installed). Older OpenBLAS
+builds misbehave on some CPUs, so ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) may be set
+on a machine: unset them in the benchmark command alone, as above, and check the kernel
+OpenBLAS reports below; never change them in tests or CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+if "--threads" in sys.argv[:-1]:  # before NumPy and torch load: their pools read these once
+    for _name in THREAD_VARIABLES:
+        os.environ[_name] = sys.argv[sys.argv.index("--threads") + 1]
 
-import rnngrad
-from rnngrad.spectrum.matrix import analyze_matrix
+import numpy as np  # noqa: E402
 
 TARGET_RHO = 1.05
 INPUT_SIZE = 16
 TOLERANCE = 1e-9
+ONE_LINER = ("import sys, numpy as np; from safetensors.numpy import load_file; "
+             "w = load_file(sys.argv[1])['rnn.weight_hh_l0']; "
+             "e = np.linalg.eigvals(w); s = np.linalg.svd(w, compute_uv=False); "
+             "print(abs(e).max(), s[0], s[-1])")
 
 
 def make_matrix(size: int, seed: int) -> np.ndarray:
@@ -51,20 +67,30 @@ def make_matrix(size: int, seed: int) -> np.ndarray:
     return w * (TARGET_RHO / np.max(np.abs(np.linalg.eigvals(w))))
 
 
-def make_state_dict(w: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
+def save_model(w: np.ndarray, path: Path, seed: int) -> Path:
+    from safetensors.numpy import save_file
+
     size = w.shape[0]
     rng = np.random.default_rng([seed, size, 1])
-    return {
-        "rnn.weight_hh_l0": torch.from_numpy(w),
-        "rnn.weight_ih_l0": torch.from_numpy(rng.standard_normal((size, INPUT_SIZE))
-                                             / np.sqrt(INPUT_SIZE)),
-        "rnn.bias_ih_l0": torch.zeros(size, dtype=torch.float64),
-        "rnn.bias_hh_l0": torch.zeros(size, dtype=torch.float64),
-    }
+    save_file({"rnn.weight_hh_l0": w,
+               "rnn.weight_ih_l0": rng.standard_normal((size, INPUT_SIZE)) / np.sqrt(INPUT_SIZE),
+               "rnn.bias_ih_l0": np.zeros(size), "rnn.bias_hh_l0": np.zeros(size)}, str(path))
+    return path
 
 
-def best_time(fn, repeats: int, budget: float):
-    """(best seconds, number of runs, last result): repeat only while runs are cheap."""
+def best_process(argv: list[str], repeats: int, env: dict) -> tuple[float, str]:
+    best, out = float("inf"), ""
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, text=True, env=env)
+        best = min(best, time.perf_counter() - start)
+        if result.returncode != 0:
+            raise RuntimeError(f"{argv[:3]} failed: {result.stderr.strip()}")
+        out = result.stdout
+    return best, out
+
+
+def best_call(fn, repeats: int, budget: float = 30.0):
     times, result = [], None
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
@@ -72,13 +98,7 @@ def best_time(fn, repeats: int, budget: float):
         times.append(time.perf_counter() - start)
         if sum(times) > budget:
             break
-    return min(times), len(times), result
-
-
-def plain(w: np.ndarray):
-    eig = np.linalg.eigvals(w)
-    u, s, vh = np.linalg.svd(w)
-    return float(np.max(np.abs(eig))), float(s[0]), float(s[-1])
+    return min(times), result
 
 
 def rel(a: float, b: float) -> float:
@@ -86,102 +106,146 @@ def rel(a: float, b: float) -> float:
 
 
 def thread_info() -> list[str]:
-    lines = [f"torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()})"]
-    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                       "MKL_NUM_THREADS") if k in os.environ}
-    lines.append(f"thread env vars: {env or 'none set'}")
+    lines = [f"thread variables: " + (", ".join(
+        f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
+                                         "OPENBLAS_L2_SIZE") if k in os.environ) or "none set")]
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        lines.append("threadpoolctl: not installed (BLAS pool details skipped)")
-    else:
-        for pool in threadpool_info():
-            lines.append(f"threadpool: {pool.get('internal_api')} {pool.get('version')} "
-                         f"num_threads={pool.get('num_threads')} ({pool.get('filepath')})")
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        lines.append(f"numpy BLAS: {blas.get('name')} {blas.get('version', '')}".rstrip())
-    except Exception:  # older numpy: no dict mode
-        pass
+        return lines + ["threadpoolctl: not installed (BLAS pool details skipped)"]
+    import torch  # noqa: F401  (its MKL/OpenMP pools show up too)
+
+    for pool in threadpool_info():
+        lines.append(f"threadpool: {pool.get('internal_api')} {pool.get('version')} "
+                     f"{pool.get('architecture') or ''} num_threads={pool.get('num_threads')} "
+                     f"({Path(pool.get('filepath', '')).name})")
     return lines
 
 
-def header(args) -> list[str]:
-    load = os.getloadavg()
-    return [
-        f"# rnngrad spectrum benchmark{' (--quick)' if args.quick else ''}",
-        "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"- machine: {platform.machine()}, nproc {os.cpu_count()}, {platform.processor() or ''}".rstrip(", "),
-        f"- python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
-        f"rnngrad {rnngrad.__version__}",
-        f"- load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
-        *[f"- {line}" for line in thread_info()],
-        f"- W: seeded (seed {args.seed}) N(0, 1/H) entries, rescaled to spectral radius "
-        f"{TARGET_RHO}; best of ≤{args.repeats} runs (single run when one takes > {args.budget:g} s)",
-        "",
-    ]
+def parts(path: Path, w: np.ndarray, repeats: int) -> dict[str, float]:
+    """Seconds of each part of rnngrad's spectrum, in this process."""
+    from rnngrad.cells.rest import rest_jacobian_of
+    from rnngrad.conventions.understand import understand
+    from rnngrad.spectrum import extreme, matrix
+
+    out: dict[str, float] = {}
+    out["read + hash + detect"], understood = best_call(lambda: understand(str(path)), repeats)
+    rec = understood.recurrences[0]
+    out["W as float64"], _ = best_call(lambda: understood.bundle.array(rec.weight_hh), repeats)
+    out["eigvals (geev)"], eig = best_call(lambda: np.linalg.eigvals(w), repeats)
+    out["σ_max (Lanczos)"], _ = best_call(lambda: extreme.largest_singular_value(w), repeats)
+    out["inverse (getrf + getri)"], inverse = best_call(lambda: np.linalg.inv(w), repeats)
+    out["σ_min (Lanczos on the inverse)"], _ = best_call(
+        lambda: extreme.largest_singular_value(inverse), repeats)
+    leading = complex(eig[np.argmax(np.abs(eig))])
+    out["leading eigenvector (one LU)"], _ = best_call(
+        lambda: matrix._leading_eigenvector(w, leading), repeats)
+    out["rest Jacobian (= W: reused)"], _ = best_call(
+        lambda: rest_jacobian_of(rec, understood.bundle), repeats)
+    return out
+
+
+def lapack_choices(w: np.ndarray, repeats: int) -> dict[str, float]:
+    import torch
+
+    t = torch.from_numpy(w)
+    out = {}
+    out["numpy eigvals"], _ = best_call(lambda: np.linalg.eigvals(w), repeats)
+    out["torch eigvals"], _ = best_call(lambda: torch.linalg.eigvals(t), repeats)
+    out["numpy svd values"], _ = best_call(lambda: np.linalg.svd(w, compute_uv=False), repeats)
+    out["torch svdvals"], _ = best_call(lambda: torch.linalg.svdvals(t), repeats)
+    out["numpy inv"], _ = best_call(lambda: np.linalg.inv(w), repeats)
+    out["torch inv"], _ = best_call(lambda: torch.linalg.inv(t), repeats)
+    try:
+        import scipy.linalg
+    except ImportError:
+        return out
+    out["scipy hessenberg + eigvals"], _ = best_call(
+        lambda: scipy.linalg.eigvals(scipy.linalg.hessenberg(w)), repeats)
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=None, help="comma-separated H values (default 512,2048,4096)")
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs")
-    parser.add_argument("--budget", type=float, default=8.0,
-                        help="stop repeating a configuration once its runs took this many s")
+                        default=[1024, 2048, 4096])
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP/MKL/OpenBLAS threads everywhere (default: as they are)")
+    parser.add_argument("--no-parts", action="store_true", help="only the two processes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test")
     args = parser.parse_args(argv)
-    sizes = args.sizes or ([64, 128, 256] if args.quick else [512, 2048, 4096])
-    if args.quick:
-        args.repeats, args.budget = min(args.repeats, 3), min(args.budget, 1.0)
+    env = dict(os.environ)  # --threads is in it already (set before NumPy loaded)
+    import shutil
 
-    out = header(args)
-    print("\n".join(out), flush=True)
-    rows = []
-    worst = 0.0
-    for size in sizes:
-        load_at_start = os.getloadavg()[0]
-        w = make_matrix(size, args.seed)
-        sd = make_state_dict(w, args.seed)
-        t_plain, n_plain, ref = best_time(lambda: plain(w), args.repeats, args.budget)
-        t_am, n_am, spec = best_time(lambda: analyze_matrix(w, gamma=1.0, top=5),
-                                     args.repeats, args.budget)
-        t_sp, n_sp, report = best_time(lambda: rnngrad.spectrum(sd), args.repeats, args.budget)
-        hh = report.recurrences[0].block("hh")
-        rest = report.recurrences[0].rest
-        diff_b = max(rel(ref[0], spec.spectral_radius), rel(ref[1], spec.sigma_max),
-                     rel(ref[2], spec.sigma_min))
-        diff_c = max(rel(ref[0], hh.spectral_radius), rel(ref[1], hh.sigma_max),
-                     rel(ref[2], hh.sigma_min), rel(ref[0], rest.spectral_radius),
-                     rel(ref[1], rest.norm))
-        worst = max(worst, diff_b, diff_c)
-        rows.append((size, t_plain, n_plain, t_am, n_am, t_sp, n_sp, diff_b, diff_c, ref,
-                     load_at_start))
-        print(f"<!-- H={size}: plain {t_plain:.3f}s, analyze_matrix {t_am:.3f}s, "
-              f"spectrum() {t_sp:.3f}s -->", flush=True)
+    import rnngrad
 
-    table = [
-        "| H | ρ | σ_max | σ_min | (a) eigvals+svd [s] | (b) analyze_matrix [s] "
-        "| (c) spectrum() [s] | (a)/(b) | (a)/(c) | max rel diff (a) vs (b) | (a) vs (c) | load |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for size, tp, npl, ta, na, ts, ns, db, dc, ref, load_at_start in rows:
-        table.append(f"| {size} | {ref[0]:.6f} | {ref[1]:.6f} | {ref[2]:.3e} "
-                     f"| {tp:.3f} (×{npl}) | {ta:.3f} (×{na}) | {ts:.3f} (×{ns}) "
-                     f"| {tp / ta:.2f}× | {tp / ts:.2f}× | {db:.1e} | {dc:.1e} | {load_at_start:.1f} |")
+    command = shutil.which("rnngrad", path=str(Path(sys.executable).parent))
+    if not command:
+        sys.exit("install rnngrad first: pip install -e .")
     load = os.getloadavg()
-    footer = [
-        "",
-        "(×n) = number of timed runs, best reported. Ratios > 1 mean rnngrad is faster than the "
-        "plain eigvals + full svd. load: 1-minute load average when the size started.",
-        f"Max relative difference of ρ, σ_max, σ_min (and, for (c), the rest-state Jacobian's "
-        f"ρ and norm): {worst:.2e} (tolerance {TOLERANCE:g}).",
-        f"Load average at end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
-    ]
-    print("\n".join(table + footer), flush=True)
+    print("\n".join([
+        "# rnngrad spectrum benchmark", "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- machine: {platform.machine()}, nproc {os.cpu_count()}",
+        f"- python {platform.python_version()}, numpy {np.__version__}, rnngrad "
+        f"{rnngrad.__version__}",
+        f"- load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
+        *[f"- {line}" for line in thread_info()],
+        f"- W: seeded N(0, 1/H), ρ = {TARGET_RHO}; processes best of ≤{args.repeats}", ""]),
+        flush=True)
+    floor, _ = best_process([sys.executable, "-c", "pass"], 5, env)
+    startup, _ = best_process([command, "spectrum", "--help"], 3, env)
+    rows, part_rows, choice_rows = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            load_at_start = os.getloadavg()[0]
+            w = make_matrix(size, args.seed)
+            path = save_model(w, Path(tmp) / f"rnn_{size}.safetensors", args.seed)
+            plain, text = best_process([sys.executable, "-c", ONE_LINER, str(path)],
+                                       args.repeats, env)
+            reference = [float(x) for x in text.split()]
+            ours, text = best_process([command, "spectrum", str(path), "--format", "json",
+                                       "-q"], args.repeats, env)
+            item = json.loads(text)["recurrences"][0]
+            block = item["blocks"]["hh"]
+            diff = max(rel(reference[0], block["spectral_radius"]),
+                       rel(reference[1], block["sigma_max"]),
+                       rel(reference[2], block["sigma_min"]),
+                       rel(reference[0], item["rest_jacobian"]["spectral_radius"]))
+            rows.append((size, plain, ours, reference, diff, load_at_start))
+            print(f"<!-- H={size}: one-liner {plain:.2f}s, rnngrad {ours:.2f}s -->", flush=True)
+            if not args.no_parts:
+                part_rows.append((size, parts(path, w, args.repeats)))
+                choice_rows.append((size, lapack_choices(w, min(args.repeats, 2))))
+    print("| H | ρ | σ_max | σ_min | (a) NumPy one-liner process [s] | (b) `rnngrad spectrum` "
+          "process [s] | (b) / (a) | max rel diff | load |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, plain, ours, ref, diff, load_at_start in rows:
+        print(f"| {size} | {ref[0]:.6f} | {ref[1]:.6f} | {ref[2]:.3e} | {plain:.2f} | {ours:.2f} "
+              f"| {ours / plain:.2f}× | {diff:.1e} | {load_at_start:.1f} |")
+    print(f"\nStart-up: `python -c pass` {floor:.3f} s; `rnngrad spectrum --help` {startup:.3f} s "
+          "(rnngrad's command line and NumPy imported; no torch for an Elman file).")
+    for title, table in (("What each part of (b) costs [s]", part_rows),
+                         ("LAPACK choices [s]", choice_rows)):
+        if not table:
+            continue
+        names = list(table[0][1])
+        print(f"\n{title}:\n\n| H | " + " | ".join(names) + " |")
+        print("|---:|" + "---:|" * len(names))
+        for size, values in table:
+            print(f"| {size} | " + " | ".join(f"{values.get(name, float('nan')):.3f}"
+                                              for name in names) + " |")
+    print("\nTargets (issue #15):\n")
+    for size, plain, ours, *_ in rows:
+        if size in (1024, 2048, 4096):
+            print(f"- H={size}: rnngrad / one-liner = {ours / plain:.2f}× (target ≤ 1.0×): "
+                  f"{'met' if ours <= plain else 'MISSED'}")
+    load = os.getloadavg()
+    print(f"\nLoad average at end (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    worst = max(row[4] for row in rows)
     assert worst <= TOLERANCE, f"rnngrad's spectra differ from numpy's by {worst:.2e}"
     return 0
 

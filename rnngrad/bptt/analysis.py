@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from rnngrad.bptt.allocator import large_temporaries_mapped
 from rnngrad.bptt.directions import exploding_directions
 from rnngrad.bptt.gradients import GroupGradients, clip_recommendation, group_gradients
 from rnngrad.bptt.options import BpttOptions, bptt_options
@@ -137,8 +138,9 @@ def _run_groups(bundle: WeightBundle, groups: list[Group], head: Head | None,
         profiles += mine
         if not options.profile_only:
             group_head = head if group is groups[0] else None
-            gradients.append(group_gradients(group, weights, inputs, traces, mine, group_head,
-                                             options, initial))
+            with large_temporaries_mapped():
+                gradients.append(group_gradients(group, weights, inputs, traces, mine,
+                                                 group_head, options, initial))
     return BpttReport(model=ModelInfo.of(bundle),
                       probe=probe_used.echo() if probe_used else None, options=options,
                       recurrences=tuple(profiles),
@@ -223,24 +225,68 @@ def initial_for(group: Group, spec: ProbeSpec, batch: int, dtype: torch.dtype, d
             for rec, state in zip(group.members, states)}
 
 
-def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions,
-                  probe_file: str | None) -> None:
-    """Refuse before the probe is made: the input sequences (float64 and the analysis dtype),
-    the forward caches (about ten state-sized vectors per step and sequence) and the sweep's
-    four batch × state × state blocks."""
+# What the memory estimate counts (bytes of one process; benchmarks/bench_memory.py measures
+# the peak RSS of whole processes against it at H = 512 ... 2048 and 100 ... 10,000 lags):
+PROCESS_BYTES = 400 * 2**20  # Python with NumPy and torch loaded: 220-290 MiB measured
+# State-sized rows a forward step keeps per probe for the sweep (its cache, the state, the
+# input drive of its gates), in units of the hidden size H.
+CACHE_ROWS = {"rnn": 3, "leaky": 3, "gru": 11, "gru_reset_before": 10, "lstm": 16}
+# What autograd keeps per step and probe for the gradient-share replay, in units of H.
+REPLAY_ROWS = {"rnn": 8, "leaky": 8, "gru": 30, "gru_reset_before": 30, "lstm": 40}
+
+
+def memory_needed(group: Group, shape: ProbeShape, options: BpttOptions) -> int:
+    """Bytes the analysis of one module holds at its peak, the process itself included, from
+    the probe's planned shape (nothing drawn or read yet).
+
+    The forward pass's caches live through the whole analysis; on top of them the largest of:
+    the sweep's product buffers (two (B, S+K+2, S) products and a (B, S, S) Jacobian), the
+    autograd replay for gradient shares and clip norms (all steps, batched over the probes),
+    and the float64 eigen-analysis of the directions (a few S × S copies, complex ones too).
+    """
     batch, steps = shape.batch, shape.length
     itemsize = 8 if options.dtype == "float64" else 4
-    biggest = max(rec.state_size for rec in group.members)
-    caches = sum(rec.state_size * 10 for rec in group.members) * batch * steps
+    members = group.members
+    forward = sum(CACHE_ROWS[rec.cell] * rec.hidden_size + rec.state_size for rec in members)
+    sweep = max(rec.state_size * (3 * rec.state_size + 64) for rec in members)
+    replay = max(REPLAY_ROWS[rec.cell] * rec.hidden_size * steps for rec in members)
+    directions = 12 * max(rec.state_size for rec in members) ** 2 * 8
     inputs = batch * steps * shape.width * (8 + itemsize)
-    needed = (4 * batch * biggest * biggest + caches) * itemsize + inputs
+    return int(PROCESS_BYTES + inputs + batch * steps * forward * itemsize
+               + max(batch * sweep * itemsize, batch * replay * itemsize, directions))
+
+
+def _check_memory(group: Group, shape: ProbeShape, options: BpttOptions,
+                  probe_file: str | None) -> None:
+    """Refuse before the probe is made when :func:`memory_needed` is over ``--max-memory``."""
+    batch, steps = shape.batch, shape.length
+    needed = memory_needed(group, shape, options)
     if needed > options.max_bytes:
+        biggest = max(rec.state_size for rec in group.members)
         probe = f" of the probe {probe_file}" if probe_file else ""
         raise ResourceError(f"{group.name or '(top)'}: the analysis needs about "
                             f"{gib(needed)} (state size {biggest}, batch {batch}, "
                             f"{steps} steps{probe}), over the {options.max_memory:g} GiB limit",
                             "use a smaller --batch or --steps (or shorter probe sequences), "
                             "or raise --max-memory")
+
+
+def estimate_for(source: Any, options: BpttOptions | None = None, **settings: Any) -> int:
+    """The bytes :func:`bptt` would need at its peak for ``source`` (the largest module's
+    :func:`memory_needed`), without running it: what ``--max-memory`` is compared with."""
+    options = bptt_options(options, settings)
+    understood = understand(source, options)
+    groups = select_groups(group_recurrences(understood.recurrences), options.modules)
+    largest = parse_lags(options.lags)[-1]
+    return max(memory_needed(group, _planned_shape(understood.bundle, group, options.probe,
+                                                   largest), options) for group in groups)
+
+
+def _planned_shape(bundle: WeightBundle, group: Group, spec: ProbeSpec,
+                   largest_lag: int) -> ProbeShape:
+    spec, input_size, _ = group_probe_spec(bundle, group, spec)
+    with _naming_module(group):
+        return plan_probe(spec, input_size, largest_lag)
 
 
 def state_block(rec: Recurrence, state: str) -> tuple[slice, str]:
@@ -275,7 +321,8 @@ def _profile(rec: Recurrence, weights: CellWeights, trace: Trace, seen: torch.Te
                                  omega_per_step=None if omega is None else omega / lags[-1])
     if options.profile_only:
         return measured
-    shares = replay_shares(rec, weights, seen, readout, block, initial)
+    with large_temporaries_mapped():
+        shares = replay_shares(rec, weights, seen, readout, block, initial)
     reference, name = _reference_matrix(rec, weights, block)
     return replace(measured, directions=exploding_directions(profile, reference, name),
                    share_beyond_10=float(np.mean(shares[10])),

@@ -22,10 +22,11 @@ def replay_shares(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
     do not hide each other). δ_t comes from autograd through a zero tap on b_hh at each step.
     The replay starts from ``initial`` (B, S), or zero.
     """
-    drive = weights.input_drive(inputs)
+    drive = weights.input_drive(inputs).unbind(1)  # per-step views: see run_recurrence
     batch, steps = inputs.shape[:2]
-    bias = weights.bias_hh if weights.bias_hh is not None else drive.new_zeros(drive.shape[-1])
-    taps = [drive.new_zeros(batch, drive.shape[-1], requires_grad=True) for _ in range(steps)]
+    rows = weights.weight_hh.shape[0]
+    bias = weights.bias_hh if weights.bias_hh is not None else inputs.new_zeros(rows)
+    taps = [inputs.new_zeros(batch, rows, requires_grad=True) for _ in range(steps)]
     state = inputs.new_zeros(batch, rec.state_size) if initial is None else initial
     previous = []
     equations = rec.equations
@@ -33,7 +34,7 @@ def replay_shares(rec: Recurrence, weights: CellWeights, inputs: torch.Tensor,
         for t in range(steps):
             previous.append(equations.output(state, rec.hidden_size).detach())
             tapped = replace(weights, bias_hh=bias + taps[t])
-            state, _ = equations.step(tapped, drive[:, t], state, rec.nonlinearity)
+            state, _ = equations.step(tapped, drive[t], state, rec.nonlinearity)
         loss = (state[:, block] @ readout).sum()
         deltas = torch.autograd.grad(loss, taps)
     sizes = torch.stack([torch.linalg.vector_norm(d, dim=-1) * torch.linalg.vector_norm(h, dim=-1)

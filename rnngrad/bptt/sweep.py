@@ -7,9 +7,9 @@ For a probe x_1..x_T from s_0 (zero unless ``--initial-state``), the lag-ℓ Jac
 
 One backward sweep extends the running product by one step Jacobian at a time,
 P_(ℓ+1) = P_ℓ J_(T−ℓ), batched over the probe sequences: one (S × S) product per step and
-probe, the bare chain's arithmetic. Whenever a product's Frobenius norm leaves [1e-100, 1e100]
-it is divided by that norm and log10 of the factor is accumulated, so norms that over- or
-underflow float64 stay finite as ``log10_norm``.
+probe, the bare chain's arithmetic (:class:`~rnngrad.bptt.chain.ProductChain`, which also
+carries the readout row uᵀP_ℓ and the σ_max tracker's left vectors along in the same product,
+and keeps norms that over- or underflow float64 finite as ``log10_norm``).
 
 The same sweep carries the error signal of the probe loss E = uᵀ s_T backwards, δ_(T−ℓ) =
 ∂E/∂s_(T−ℓ) = δ_(T−ℓ+1) J_(T−ℓ+1) over the whole state (a unit row, rescaled each step), for
@@ -28,19 +28,20 @@ fallback.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from rnngrad.bptt.chain import ProductChain, frobenius
+from rnngrad.bptt.sigma_max import LeadingSingular, TopTriplet
 from rnngrad.cells import Recurrence
 from rnngrad.cells.base import CellWeights
-from rnngrad.bptt.sigma_max import LeadingSingular, TopTriplet
 from rnngrad.cells.stack import Trace
 
 EXACT_SVD_MAX = 64
+TRACKER, READOUT, SIGNAL = "tracker", "readout", "signal"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,92 +73,78 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     ``block`` picks the rows and columns of the state (all of s, or h or c of an LSTM);
     ``readout`` is the unit vector u (size of the block) of the probe loss E = uᵀ s_T.
     """
-    batch = trace.outputs.shape[0]
-    size = rec.state_size
-    steps = len(trace.caches)
+    batch, size, steps = trace.outputs.shape[0], rec.state_size, len(trace.caches)
+    dtype, device = trace.outputs.dtype, trace.outputs.device
     wanted = {lag: index for index, lag in enumerate(lags)}
-    product = torch.eye(size, dtype=trace.outputs.dtype, device=trace.outputs.device)
-    product = product.expand(batch, size, size).clone()
-    log_scale = torch.zeros(batch, dtype=torch.float64, device=product.device)
     out = {name: np.full((batch, len(lags)), -np.inf) for name in ("norm", "frob", "grad")}
     block_size = len(range(size)[block])
     tracker = None if block_size <= EXACT_SVD_MAX else LeadingSingular(
-        batch, block_size, block, dtype=product.dtype, device=product.device)
-    # Reused buffers: a fresh (B, S, S) tensor per step is an mmap and thousands of page faults
-    # once it passes glibc's 32 MiB limit (measured: +15 % of the sweep at S = 1024).
-    jac, spare = torch.empty_like(product), torch.empty_like(product)
-    signal = product.new_zeros(batch, size)
-    signal[:, block] = readout
-    omega = torch.zeros(batch, dtype=torch.float64, device=product.device)
+        batch, block_size, block, dtype=dtype, device=device)
+    chain = ProductChain(batch, size, _riders(tracker, readout, batch, size, block),
+                         dtype=dtype, device=device)
+    omega = torch.zeros(batch, dtype=torch.float64, device=device)
     equations = rec.equations
     for lag in range(1, lags[-1] + 1):
-        equations.jacobian(weights, trace.caches[steps - lag], rec.nonlinearity, out=jac)
-        signal, ratio = _backward_step(signal, jac)
-        omega += (ratio.to(torch.float64) - 1) ** 2
-        if tracker is not None:
-            tracker.advance(jac)
-        product, spare = torch.bmm(product, jac, out=spare), product
-        product, log_scale, frobenius = _rescaled(product, log_scale)
+        before = _signal_norm(chain)
+        chain.multiply(equations, weights, trace.caches[steps - lag], rec.nonlinearity)
+        omega += (_renormalised_signal(chain, before).to(torch.float64) - 1) ** 2
+        frobenius_norm = chain.rescale()
         if lag in wanted:
-            rows = product[:, block, :]
-            sigma = _top_sigma(rows[:, :, block], rows, tracker)
-            if block_size < size:
-                frobenius = _frobenius(rows[:, :, block])
-            logs = log_scale.cpu().numpy()
-            column = wanted[lag]
-            out["norm"][:, column] = _log10(sigma) + logs
-            out["frob"][:, column] = _log10(frobenius) + logs
-            grad = torch.linalg.vector_norm(readout @ rows[:, :, block], dim=-1)
-            out["grad"][:, column] = _log10(grad) + logs
+            _record(chain, tracker, block, block_size < size, frobenius_norm, out, wanted[lag])
         if on_lag:
             on_lag(lag, lags[-1])
-    top = _top_triplet(product[:, block, block], tracker)
-    logs = log_scale.cpu().numpy()
+    top = _top_triplet(chain.product[:, block, block], tracker)
+    logs = chain.log_scale.cpu().numpy()
     return Profile(lags=lags, log10_norm=out["norm"], log10_frobenius=out["frob"],
                    log10_grad=out["grad"], right=top.right.cpu().numpy(),
                    left=top.left.cpu().numpy(), log10_sigma=_log10(top.sigma) + logs,
                    omega=omega.cpu().numpy())
 
 
-def _backward_step(signal: torch.Tensor, jac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """δ J for the error signals δ (B, S) and step Jacobians J (B, S, S): the new signals
-    made unit (zero stays zero), and the ratios ‖δ J‖/‖δ‖ (NaN where δ is zero)."""
-    new = torch.bmm(signal.unsqueeze(1), jac).squeeze(1)
-    size = torch.linalg.vector_norm(new, dim=-1)
-    ratio = size / torch.linalg.vector_norm(signal, dim=-1)
-    return new / torch.where(size > 0, size, torch.ones_like(size)).unsqueeze(-1), ratio
+def _signal_norm(chain: ProductChain) -> torch.Tensor:
+    """‖δ‖ (B,) of the error signals riding on the chain."""
+    return torch.linalg.vector_norm(chain.rider(SIGNAL)[:, 0], dim=-1)
 
 
-RESCALE_ABOVE = 1e100
+def _renormalised_signal(chain: ProductChain, before: torch.Tensor) -> torch.Tensor:
+    """After a step δ ← δ J: the ratios ‖δ J‖/‖δ‖ (NaN where δ was zero), and δ J made unit in
+    place (zero stays zero), so the signal neither over- nor underflows over long sweeps."""
+    signal = chain.rider(SIGNAL)
+    after = torch.linalg.vector_norm(signal[:, 0], dim=-1)
+    signal /= torch.where(after > 0, after, torch.ones_like(after))[:, None, None]
+    return after / before
 
 
-def _rescaled(product: torch.Tensor, log_scale: torch.Tensor):
-    """Divide each product by its Frobenius norm when that leaves [1e-100, 1e100] (or is 0).
-
-    Rescaling only then saves two passes over P per lag; log10 of the factor is accumulated.
-    An exactly zero product stays zero with log scale −∞. Also returns the Frobenius norms of
-    the (rescaled) products.
-    """
-    scale = _frobenius(product)
-    outside = (scale > RESCALE_ABOVE) | (scale < 1.0 / RESCALE_ABOVE)
-    if not bool(outside.any()):
-        return product, log_scale, scale
-    factor = torch.where(outside & (scale > 0), scale, torch.ones_like(scale))
-    product /= factor[:, None, None]
-    log_scale = log_scale + torch.log10(factor).to(torch.float64)
-    log_scale = torch.where(scale > 0, log_scale, torch.full_like(log_scale, -math.inf))
-    return product, log_scale, scale / factor
+def _riders(tracker: LeadingSingular | None, readout: torch.Tensor, batch: int, size: int,
+            block: slice) -> dict[str, torch.Tensor]:
+    """The rows multiplied along with P from P_0 = I: the readout uᵀ (placed in the block's
+    columns), the error signal δ (the same row, renormalised each step for Ω) and the
+    tracker's left vectors U (U·P_0[block, :])."""
+    start = readout.new_zeros(batch, 1, size)
+    start[:, 0, block] = readout
+    riders = {READOUT: start, SIGNAL: start.clone()}
+    if tracker is not None:
+        riders[TRACKER] = tracker.image_at_identity(size)
+    return riders
 
 
-def _frobenius(matrices: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(matrices, dim=(-2, -1))
-
-
-def _top_sigma(matrix: torch.Tensor, rows: torch.Tensor,
-               tracker: LeadingSingular | None) -> torch.Tensor:
+def _record(chain: ProductChain, tracker: LeadingSingular | None, block: slice, partial: bool,
+            frobenius_norm: torch.Tensor, out: dict[str, np.ndarray], column: int) -> None:
+    """σ_max, Frobenius and readout-gradient norms of the block of P_ℓ, in log10, at a lag."""
+    rows = chain.product[:, block, :]
     if tracker is None:
-        return torch.linalg.matrix_norm(matrix, ord=2)
-    return tracker.solve(rows).sigma
+        sigma = torch.linalg.matrix_norm(rows[:, :, block], ord=2)
+    else:
+        tracker.image = chain.rider(TRACKER)
+        sigma = tracker.solve(rows).sigma
+        chain.rider(TRACKER).copy_(tracker.image)  # the refreshed block rides on from here
+    if partial:
+        frobenius_norm = frobenius(rows[:, :, block])
+    grad = torch.linalg.vector_norm(chain.rider(READOUT)[:, 0, block], dim=-1)
+    logs = chain.log_scale.cpu().numpy()
+    out["norm"][:, column] = _log10(sigma) + logs
+    out["frob"][:, column] = _log10(frobenius_norm) + logs
+    out["grad"][:, column] = _log10(grad) + logs
 
 
 def _top_triplet(matrix: torch.Tensor, tracker: LeadingSingular | None) -> TopTriplet:

@@ -270,6 +270,22 @@ class Recurrence:
         return f"{self.label}: " + "; ".join(parts) if parts else None
 
 
+def gate_blocks(spec: CellSpec, weight_hh: Any, weight_hr: Any = None) -> dict[str, Any]:
+    """The square recurrent matrices of a cell by gate name, for spectra: the row blocks of
+    ``weight_hh`` in the spec's gate order, each times ``weight_hr`` for an LSTM with
+    projection (the H × H map from h̃ at t−1 to the gate's pre-activation at t).
+
+    Works on NumPy arrays and torch tensors alike (slicing and ``@`` only), so ``spectrum`` can
+    take the blocks of a file's arrays without importing torch.
+    """
+    rows = weight_hh.shape[0] // spec.gate_count
+    blocks = {name: weight_hh[index * rows:(index + 1) * rows]
+              for index, name in enumerate(spec.gates)}
+    if weight_hr is not None:
+        blocks = {name: block @ weight_hr for name, block in blocks.items()}
+    return blocks
+
+
 def check_leak(alpha: float, where: str) -> float:
     """α as a float in (0, 1], or a ValueError naming ``where`` it came from."""
     value = float(alpha)
@@ -279,4 +295,5 @@ def check_leak(alpha: float, where: str) -> float:
 
 
 __all__ = ["ACTIVATIONS", "CELL_BY_GATE_COUNT", "GAMMA", "GATED_DEFAULT", "RATE_NONLINEARITIES",
-           "SPECS", "CellSpec", "Recurrence", "RecurrenceId", "check_leak", "recurrence_label"]
+           "SPECS", "CellSpec", "Recurrence", "RecurrenceId", "check_leak", "gate_blocks",
+           "recurrence_label"]

@@ -29,6 +29,8 @@ class Cell(Protocol):
     shape (B, S, K), without forming J_t (O(S²K) per probe instead of O(S²) memory per step).
     ``output(state, hidden_size)``: the part of s_t the next layer sees, (B, P).
     ``recurrent_blocks(w)``: the square recurrent matrices by gate name, for spectra.
+    Optional, ``multiply_jacobian(w, cache, nonlinearity, rows, out)``: rows · J_t for row
+    blocks (B, R, S) without forming J_t (the backward sweep uses it when a cell has it).
     """
 
     def step(self, w: CellWeights, drive: torch.Tensor, state: torch.Tensor,

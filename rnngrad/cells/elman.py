@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, row_scaled, times
 
@@ -38,6 +39,20 @@ def jacobian_product(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
     return cache.unsqueeze(-1) * times(w.weight_hh, vectors)
 
 
+def multiply_jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
+                      rows: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """rows · J_t = (rows · diag(φ'(a_t))) · W_hh for row blocks ``rows`` (B, R, H), into ``out``.
+
+    The backward sweep's step (:mod:`rnngrad.bptt.chain`) without forming J_t: the columns of
+    ``rows`` are scaled in place (its contents are spent), then one (B·R × H)·(H × H) product
+    with W_hh, shared by every probe. Both tensors must be contiguous.
+    """
+    rows.mul_(cache.unsqueeze(-2))
+    width = rows.shape[-1]
+    torch.mm(rows.view(-1, width), w.weight_hh, out=out.view(-1, width))
+    return out
+
+
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
     """``{"hh": W_hh}`` (H × H)."""
-    return {"hh": w.weight_hh}
+    return gate_blocks(SPECS["rnn"], w.weight_hh, w.weight_hr)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled, times
+from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -61,4 +62,4 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
 
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
     """``{"r": W_hr, "z": W_hz, "n": W_hn}``, each H × H (views of ``weight_hh``)."""
-    return dict(zip(("r", "z", "n"), w.weight_hh.chunk(3, dim=0)))
+    return gate_blocks(SPECS["gru"], w.weight_hh, w.weight_hr)

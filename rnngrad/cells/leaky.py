@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, times
 
@@ -81,4 +82,4 @@ class LeakyCell:
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
         """``{"hh": W}`` (N × N); :func:`effective_matrix` gives the step Jacobian at rest."""
-        return {"hh": w.weight_hh}
+        return gate_blocks(SPECS["leaky"], w.weight_hh)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import torch
 
+from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled, times
+from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -93,7 +94,4 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
 def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
     """``{"i": W_hi, "f": W_hf, "g": W_hg, "o": W_ho}``, each H × H; with projection the
     products W_h* W_hr (module doc)."""
-    blocks = dict(zip(("i", "f", "g", "o"), w.weight_hh.chunk(4, dim=0)))
-    if w.weight_hr is not None:
-        blocks = {name: block @ w.weight_hr for name, block in blocks.items()}
-    return blocks
+    return gate_blocks(SPECS["lstm"], w.weight_hh, w.weight_hr)

@@ -1,31 +1,85 @@
 """The step Jacobian at rest: ∂s_t/∂s_(t−1) at s = 0, x = 0 (biases included).
 
-One implementation for every cell, used by ``spectrum`` (its spectral radius decides
+One implementation per cell kind, used by ``spectrum`` (its spectral radius decides
 ``rest-unstable``) and by ``bptt`` (the exploding directions are compared with its leading
-eigenvectors for gated and rate cells).
+eigenvectors for gated and rate cells):
 
-For the leaky rate cell the matrix is the *effective* matrix (1 − α)I + α φ'(0) W, with relu's
-slope at 0 taken as that of an active unit, 1 (:mod:`rnngrad.cells.leaky`): with autograd's
-slope 0 it would be (1 − α)I for every network.
+- Elman: diag(φ'(b_ih + b_hh)) W_hh in closed form, with φ' as the cell's step takes it
+  (tanh: 1 − tanh², relu: 1[a > 0]); NumPy only, so ``spectrum`` of an Elman file never
+  imports torch (tests check it against the cell's torch equations);
+- leaky rate cells: the *effective* matrix (1 − α)I + α φ'(0) W, with relu's slope at 0 taken
+  as that of an active unit, 1 (:mod:`rnngrad.cells.leaky`): with autograd's slope 0 it would
+  be (1 − α)I for every network;
+- gated cells (GRU, LSTM): one step of the cell's own torch equations from s = 0 and its
+  ``jacobian``.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 
 from rnngrad.cells import Recurrence
-from rnngrad.cells.base import CellWeights
-from rnngrad.cells.leaky import effective_matrix
+
+if TYPE_CHECKING:
+    from rnngrad.cells.base import CellWeights
+    from rnngrad.io import WeightBundle
+
+CLOSED_FORM = ("rnn", "leaky")
 
 
 def rest_jacobian(rec: Recurrence, weights: CellWeights) -> np.ndarray:
     """The (S, S) step Jacobian at rest as float64 on the CPU, whatever ``weights`` hold."""
+    arrays = {name: None if value is None else value.detach().double().cpu().numpy()
+              for name, value in vars(weights).items()}
+    if rec.cell in CLOSED_FORM:
+        return closed_form_rest_jacobian(rec, arrays["weight_hh"], arrays["bias_ih"],
+                                         arrays["bias_hh"])
+    return equations_rest_jacobian(rec, weights)
+
+
+def rest_jacobian_of(rec: Recurrence, bundle: WeightBundle) -> np.ndarray:
+    """The step Jacobian at rest from a bundle's arrays: without torch for Elman and leaky
+    cells, through the cell's equations (and torch) for gated ones."""
+    if rec.cell in CLOSED_FORM:
+        bias_ih, bias_hh = (bundle.array(name) if name else None
+                            for name in (rec.bias_ih, rec.bias_hh))
+        return closed_form_rest_jacobian(rec, bundle.array(rec.weight_hh), bias_ih, bias_hh)
+    from rnngrad.cells.base import cell_weights
+
+    return equations_rest_jacobian(rec, cell_weights(bundle, rec))
+
+
+def closed_form_rest_jacobian(rec: Recurrence, weight_hh: np.ndarray, bias_ih: Any,
+                              bias_hh: Any) -> np.ndarray:
+    """Elman: diag(φ'(b_ih + b_hh)) W_hh; leaky: (1 − α)I + α φ'(0) W (float64 arrays)."""
+    weight_hh = np.asarray(weight_hh, dtype=np.float64)
+    if rec.cell == "leaky":
+        from rnngrad.cells.leaky import effective_matrix
+
+        return effective_matrix(weight_hh, 1.0 if rec.leak is None else rec.leak,
+                                rec.nonlinearity)
+    drive = np.zeros(weight_hh.shape[0])
+    if bias_ih is not None:
+        drive = drive + bias_ih
+    if bias_hh is not None:  # the order of the cell's step: b_ih + (W_hh·0 + b_hh)
+        drive = drive + bias_hh
+    if rec.nonlinearity == "relu":
+        slope = (drive > 0).astype(np.float64)
+    else:
+        slope = 1 - np.tanh(drive) ** 2
+    return slope[:, None] * weight_hh
+
+
+def equations_rest_jacobian(rec: Recurrence, weights: CellWeights) -> np.ndarray:
+    """One step of the cell's torch equations from s = 0, x = 0, and its Jacobian there."""
+    import torch
+
+    from rnngrad.cells.base import CellWeights
+
     cpu = CellWeights(**{name: None if value is None else value.detach().double().cpu()
                          for name, value in vars(weights).items()})
-    if rec.cell == "leaky":
-        alpha = 1.0 if rec.leak is None else rec.leak
-        return effective_matrix(cpu.weight_hh.numpy(), alpha, rec.nonlinearity)
     state = cpu.weight_hh.new_zeros(1, rec.state_size)
     equations = rec.equations
     with torch.no_grad():

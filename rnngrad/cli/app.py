@@ -37,9 +37,9 @@ def _root(version: Annotated[bool, typer.Option("--version", "-V", callback=_ver
 
 
 def _register() -> None:
-    from rnngrad.cli import bptt, check, inspect, lyapunov, spectrum, surface
+    from rnngrad.cli import bptt, check, inspect, lyapunov, merge, spectrum, surface
 
-    for module in (inspect, spectrum, bptt, surface, lyapunov, check):
+    for module in (inspect, spectrum, bptt, surface, lyapunov, check, merge):
         app.command(name=module.NAME)(module.command)
 
 

@@ -39,6 +39,11 @@ class CheckFailOn(str, Enum):
     never = "never"
 
 
+CheckFormatOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")]
+CheckFailOnOpt = Annotated[CheckFailOn, typer.Option(
+    "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")]
+
+
 def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help="Weights files, folders or globs (default: `models` in the config).",
                 show_default=False, metavar="MODEL...")] = None,
@@ -83,12 +88,16 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
                 help=with_default("Baseline: allowed rise factor of the largest norm.",
                                   GATE.norm_rise),
                 rich_help_panel=CONFIG_PANEL)] = None,
-            format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")
-                              ] = CheckFormat.table,
+            format: CheckFormatOpt = CheckFormat.table,
             output: OutputOpt = None,
-            fail_on: Annotated[CheckFailOn, typer.Option(
-                "--fail-on", help="any: exit 1 when a threshold fails; never: always 0.")
-                               ] = CheckFailOn.any,
+            fail_on: CheckFailOnOpt = CheckFailOn.any,
+            shard: Annotated[Optional[str], typer.Option(
+                "--shard", metavar="K/N", help="Check only the K-th of N consecutive runs of "
+                "the models; join the shards' JSON with `rnngrad merge`.")] = None,
+            jobs: Annotated[Optional[int], typer.Option(
+                "--jobs", "-j", metavar="N", help=with_default(
+                    "Models measured at once, each in its own process (1: one after another).",
+                    "the number of cores"))] = None,
             plot: PlotOpt = None, quiet: QuietOpt = False) -> None:
     """The CI gate: spectrum + bptt of each model against thresholds and a baseline."""
     from rnngrad.gate.baseline import read_baseline
@@ -103,7 +112,7 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         "steps": steps, "seed": seed, "input_scale": input_scale, "inputs": inputs,
         "activation": activation, "radius_tolerance": radius_tolerance,
         "norm_drop": norm_drop, "norm_rise": norm_rise, "leak": leak, "map": map_file,
-        "baseline": baseline, "max_memory": max_memory}
+        "baseline": baseline, "max_memory": max_memory, "jobs": jobs}
     with handled(format):
         loaded = load_config(config)
         cli = {name: value(option) for name, option in cli_values.items() if option is not None}
@@ -112,6 +121,10 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         if not paths:
             raise OptionError("no model to check",
                               "pass MODEL paths, or set models = [...] in [tool.rnngrad]")
+        if shard is not None:  # an empty shard (more shards than models) checks nothing: exit 0
+            from rnngrad.gate.merge import parse_shard, shard_of
+
+            paths = shard_of(paths, parse_shard(shard))
         configs = [loaded.for_model(path, cli) for path in paths]
         refresh = defaults.baseline is not None and _same_file(defaults.baseline, write_baseline)
         reference_path = defaults.baseline if defaults.baseline and not refresh else None
@@ -122,26 +135,33 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         target = planned(outputs, output, "--output")
         picture = plan_plot(plot, format, target, outputs)
         baseline_target = planned(outputs, write_baseline, "--write-baseline")
-        summary = _summary_target(value(format), outputs)
+        summary = summary_target(value(format), outputs)
         reference = read_baseline(Path(reference_path)) if reference_path else None
         with progress(quiet, "check") as on_progress:
             report = run_check(paths, configs, baseline=reference, baseline_name=reference_path,
                                config_source=loaded.source, on_progress=on_progress,
-                               keep_going=True)
+                               keep_going=True, jobs=defaults.jobs)
         _write_baseline(report, baseline_target, outputs)
         emit(report, format, target, outputs, quiet=quiet)
         draw_plot(report, plot, picture, outputs)
-        if summary is not None:
-            from rnngrad.cli.outputs import append_summary
-            from rnngrad.render import render_text
+        conclude(report, fail_on, summary)
 
-            append_summary(summary, render_text(report, "markdown"))
-        for error in report.errors:  # each model's error, also on stderr: one line each
-            error_line(error.message, error.hint)
-        if report.errors:
-            raise typer.Exit(2)
-        if value(fail_on) == "any" and not report.ok:
-            raise typer.Exit(1)
+
+def conclude(report: Any, fail_on: Any, summary: Any) -> None:
+    """After the report is out: the Markdown summary for GitHub (``summary``, planned by
+    :func:`summary_target`), each model's error as one line on stderr, and the exit code
+    (2: a model could not be checked; 1: a threshold failed, unless ``--fail-on never``)."""
+    if summary is not None:
+        from rnngrad.cli.outputs import append_summary
+        from rnngrad.render import render_text
+
+        append_summary(summary, render_text(report, "markdown"))
+    for error in report.errors:
+        error_line(error.message, error.hint)
+    if report.errors:
+        raise typer.Exit(2)
+    if value(fail_on) == "any" and not report.ok:
+        raise typer.Exit(1)
 
 
 def _same_file(first: str, second: Path | None) -> bool:
@@ -170,7 +190,7 @@ def _write_baseline(report: Any, target: Any, outputs: Any) -> None:
     outputs.write(target, baseline_text(report))
 
 
-def _summary_target(fmt_name: str, outputs: Any) -> Any:
+def summary_target(fmt_name: str, outputs: Any) -> Any:
     """With --format github, the $GITHUB_STEP_SUMMARY file (checked now) to append the
     Markdown summary to; else None."""
     import os

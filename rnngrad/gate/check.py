@@ -22,6 +22,7 @@ than ``norm-drop``× (default 10), or the largest per-lag norm up by more than `
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from pathlib import Path
@@ -31,6 +32,7 @@ from rnngrad.bptt.options import BpttOptions
 from rnngrad.errors import RnngradError
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import LYAPUNOV_THRESHOLDS, CheckConfig, config_from_values
+from rnngrad.gate.parallel import available_cores, measured
 from rnngrad.gate.results import (CheckReport, CheckResult, Figures, ModelError, ModelFigures,
                                   Threshold, ThresholdLimit)
 from rnngrad.lyapunov.verdict import LyapunovVerdict
@@ -205,26 +207,32 @@ def _fmt(log_value: float | None) -> str:
 def run_check(sources: list[Any], configs: list[CheckConfig], *,
               baseline: dict[str, Any] | None = None, baseline_name: str | None = None,
               config_source: str | None = None, on_progress: Progress | None = None,
-              keep_going: bool = False) -> CheckReport:
-    """Measure and evaluate each source with its own config, in order.
+              keep_going: bool = False, jobs: int | None = 1) -> CheckReport:
+    """Measure and evaluate each source with its own config, in order; ``jobs`` worker
+    processes measure models in parallel (None: one per core; :mod:`rnngrad.gate.parallel`),
+    with results, errors and order as with one.
 
     With ``keep_going`` a model that cannot be checked (unreadable, unsafe, no recurrence,
     bad probe, too large) becomes a :class:`ModelError` in ``errors`` and the others are
-    still measured; without it, its :class:`~rnngrad.errors.RnngradError` propagates.
+    still measured; without it, its :class:`~rnngrad.errors.RnngradError` propagates (and
+    stops the workers).
     """
     all_figures, results, errors = [], [], []
-    for source, config in zip(sources, configs):
-        try:
-            figures = measure(source, config, on_progress)
-        except (RnngradError, MemoryError) as exc:
-            if not keep_going:
-                raise
-            errors.append(model_error(source, exc))
-            continue
-        all_figures.append(figures)
-        results += evaluate(figures, config)
-        if baseline is not None:
-            results += compare(figures, baseline, config)
+    outcomes = measured(sources, configs, jobs=jobs or available_cores(), measure=measure,
+                        on_progress=on_progress)
+    with contextlib.closing(outcomes):
+        for source, config, outcome in zip(sources, configs, outcomes):
+            try:
+                figures = outcome.result()
+            except (RnngradError, MemoryError) as exc:
+                if not keep_going:
+                    raise
+                errors.append(model_error(source, exc))
+                continue
+            all_figures.append(figures)
+            results += evaluate(figures, config)
+            if baseline is not None:
+                results += compare(figures, baseline, config)
     thresholds = configs[0].thresholds() if configs else {}
     return CheckReport(models=tuple(all_figures), results=tuple(results),
                        thresholds=tuple(ThresholdLimit(name=name, limit=limit)

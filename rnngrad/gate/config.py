@@ -46,6 +46,8 @@ class CheckConfig:
     ``radius_tolerance`` (relative rise of ρ), ``norm_drop`` and ``norm_rise`` (factors of the
     last-lag and the largest norm). ``baseline``: a baseline file to compare with; ``models``:
     the models checked when none are named. ``bptt``: how each model is measured.
+    ``jobs``: models measured at once, each in its own process (None: one per core; 1: one
+    after another in this process; :mod:`rnngrad.gate.parallel`).
     """
 
     explode_above: float | None = None
@@ -59,6 +61,7 @@ class CheckConfig:
     norm_rise: float = 10.0
     baseline: str | None = None
     models: tuple[str, ...] = ()
+    jobs: int | None = None
     bptt: BpttOptions = field(default_factory=BpttOptions, metadata={"config": "nested"})
 
     def thresholds(self) -> dict[str, float]:
@@ -78,6 +81,10 @@ class CheckConfig:
             if getattr(self, name) <= 1:
                 raise OptionError(f"{key(name)} = {getattr(self, name)!r} must be more than 1 "
                                   "(a factor)", f"e.g. {key(name)} = 10")
+        if self.jobs is not None and (not isinstance(self.jobs, int) or isinstance(self.jobs, bool)
+                                      or self.jobs < 1):
+            raise OptionError(f"jobs = {self.jobs!r} must be a whole number of processes, at "
+                              "least 1", "e.g. jobs = 2 (or leave it out: one per core)")
         if self.radius_tolerance < 0:
             raise OptionError(f"radius-tolerance = {self.radius_tolerance!r} must be ≥ 0",
                               "e.g. radius-tolerance = 0.05")

@@ -7,17 +7,22 @@ front end can show progress; the analysis itself never prints.
 A leaky recurrence reports two blocks: ``hh`` (W itself) and ``eff``, the step Jacobian at
 rest (1 − α)I + α φ'(0) W (:mod:`rnngrad.cells.leaky`); a low-rank W = m nᵀ/N is analysed
 through its r × r problem (:mod:`rnngrad.spectrum.lowrank`).
+
+Torch is imported only where it is needed: to read a ``.pt`` file, and for the rest-state
+Jacobian of a gated cell (:mod:`rnngrad.cells.rest`). Elman, leaky and low-rank recurrences of
+a safetensors or npz file are analysed with NumPy alone, which saves the 1.5–2 s of importing
+torch in a process that does nothing else.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
 
-from rnngrad.cells import Recurrence
-from rnngrad.cells.base import CellWeights, cell_weights
-from rnngrad.cells.rest import rest_jacobian
+from rnngrad.cells import Recurrence, gate_blocks
+from rnngrad.cells.rest import CLOSED_FORM, rest_jacobian_of
 from rnngrad.conventions.understand import understand
 from rnngrad.conventions.options import with_settings
 from rnngrad.errors import ResourceError
@@ -60,11 +65,28 @@ def spectrum(source: Any, options: SpectrumOptions | None = None, *,
                           top=options.top, notes=understood.notes)
 
 
-def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
-    """Refuse before allocating: the gate blocks in float64 plus about six state-sized squares
-    (the rest-state Jacobian, LAPACK's copies and workspace)."""
+# Bytes of the process itself: Python and NumPy (55 MiB measured), or with torch loaded (220-290
+# MiB) for a .pt file or a gated cell's rest Jacobian (benchmarks/bench_memory.py).
+NUMPY_PROCESS_BYTES = 100 * 2**20
+TORCH_PROCESS_BYTES = 400 * 2**20
+
+
+def memory_needed(rec: Recurrence, *, with_torch: bool) -> int:
+    """Bytes the spectrum of ``rec`` holds at its peak, the process itself included (with torch
+    loaded or not): the gate blocks in float64 plus about ten state-sized squares (the
+    rest-state Jacobian, LAPACK's copies and workspace, the inverse for σ_min, a complex LU for
+    the leading eigenvector)."""
     size = rec.state_size
-    needed = 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size) + 6 * size * size)
+    process = TORCH_PROCESS_BYTES if with_torch else NUMPY_PROCESS_BYTES
+    return process + 8 * (4 * rec.hidden_size * (rec.proj_size or rec.hidden_size)
+                          + 10 * size * size)
+
+
+def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
+    """Refuse before allocating when :func:`memory_needed` passes ``--max-memory``."""
+    size = rec.state_size
+    with_torch = "torch" in sys.modules or rec.cell not in CLOSED_FORM
+    needed = memory_needed(rec, with_torch=with_torch)
     if needed > max_memory_gib * 1024**3:
         raise ResourceError(f"{rec.weight_hh}: the spectrum of this {size}-state recurrence "
                             f"needs about {gib(needed)}, over the {max_memory_gib:g} GiB limit",
@@ -74,19 +96,20 @@ def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
 def recurrence_spectrum(bundle: WeightBundle, rec: Recurrence,
                         options: SpectrumOptions = SpectrumOptions()) -> RecurrenceSpectrum:
     """The spectrum of one recurrence: every block, the rest-state Jacobian, a verdict."""
-    weights = cell_weights(bundle, rec)
     gamma = rec.gamma
     analyse = dict(gamma=gamma, top=options.top, values=options.values)
+    weight_hh = bundle.array(rec.weight_hh)
     if rec.low_rank is not None:
         left, right = rec.low_rank.factors(bundle)
         blocks = {"hh": low_rank_spectrum(left, right, **analyse)}
     else:
-        blocks = {name: analyze_matrix(block.numpy(), **analyse)
-                  for name, block in rec.equations.recurrent_blocks(weights).items()}
+        weight_hr = bundle.array(rec.weight_hr) if rec.weight_hr else None
+        blocks = {name: analyze_matrix(block, **analyse)
+                  for name, block in gate_blocks(rec.spec, weight_hh, weight_hr).items()}
     if rec.cell == "leaky":
-        return _leaky_spectrum(rec, weights, blocks, options)
+        return _leaky_spectrum(rec, bundle, blocks, options)
     bound_block = BOUND_BLOCK[rec.cell]
-    rest = _rest(rec, weights, reuse=blocks.get("hh"))
+    rest = _rest(rec, bundle, weight_hh, reuse=blocks.get("hh"))
     verdict, reason = spectrum_verdict(cell=rec.cell, gamma=gamma,
                                        sigma_max=blocks[bound_block].sigma_max,
                                        rest_radius=rest.spectral_radius, rest_norm=rest.norm)
@@ -100,14 +123,14 @@ def _blocks(blocks: dict[str, MatrixSpectrum]) -> tuple[Block, ...]:
     return tuple(Block(name=name, spectrum=spec) for name, spec in blocks.items())
 
 
-def _leaky_spectrum(rec: Recurrence, weights: CellWeights, blocks: dict[str, MatrixSpectrum],
+def _leaky_spectrum(rec: Recurrence, bundle: WeightBundle, blocks: dict[str, MatrixSpectrum],
                     options: SpectrumOptions) -> RecurrenceSpectrum:
     """Blocks ``hh`` (W) and ``eff`` ((1 − α)I + α φ'(0) W, the step Jacobian at rest).
 
     ‖J_t‖ = ‖(1 − α)I + α W diag(φ'(x))‖ ≤ (1 − α) + α γ σ_max(W): the bound reported.
     """
     alpha = 1.0 if rec.leak is None else rec.leak
-    effective = analyze_matrix(rest_jacobian(rec, weights), gamma=1.0, top=options.top,
+    effective = analyze_matrix(rest_jacobian_of(rec, bundle), gamma=1.0, top=options.top,
                                values=options.values)
     blocks = {**blocks, "eff": effective}
     bound = (1 - alpha) + alpha * rec.gamma * blocks["hh"].sigma_max
@@ -135,14 +158,15 @@ def _leaky_verdict(alpha: float, bound: float, rest: RestJacobian) -> tuple[Spec
                                 "measure with `rnngrad bptt`")
 
 
-def _rest(rec: Recurrence, weights: CellWeights, *, reuse: MatrixSpectrum | None) -> RestJacobian:
+def _rest(rec: Recurrence, bundle: WeightBundle, weight_hh: np.ndarray, *,
+          reuse: MatrixSpectrum | None) -> RestJacobian:
     """ρ and ‖·‖₂ of the rest-state Jacobian (:mod:`rnngrad.cells.rest`).
 
     For an Elman cell whose slopes at rest are all 1 (tanh with zero pre-activation), the
     Jacobian is W_hh itself and the block's numbers are reused instead of recomputed.
     """
-    jac = rest_jacobian(rec, weights)
-    if reuse is not None and np.array_equal(jac, weights.weight_hh.numpy()):
+    jac = rest_jacobian_of(rec, bundle)
+    if reuse is not None and np.array_equal(jac, weight_hh):
         return RestJacobian(size=jac.shape[0], spectral_radius=reuse.spectral_radius,
                             norm=reuse.sigma_max)
     return RestJacobian(size=jac.shape[0], spectral_radius=spectral_radius(jac),
