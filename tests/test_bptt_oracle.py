@@ -276,3 +276,21 @@ def test_omega_is_null_with_a_reason_when_the_error_signal_dies(tmp_path):
     data = report.recurrences[0].to_dict()
     assert data["omega"] is None and data["omega_per_step"] is None
     assert "exactly zero" in data["omega_reason"]
+
+
+def test_omega_is_exact_across_the_products_rescaling(tmp_path):
+    """tanh at rest with W_hh = 3Q (Q orthogonal): every backward step multiplies the error
+    signal's norm by exactly 3, so Ω = L·(3 − 1)² = 4L; over 300 lags the product passes
+    1e100 (3^300 ≈ 1e143) and is rescaled, which must not leak into Ω's ratios."""
+    from rnngrad.io import from_state_dict
+
+    q, _ = np.linalg.qr(np.random.default_rng(11).standard_normal((7, 7)))
+    zeros = torch.zeros(7, dtype=torch.float64)
+    source = from_state_dict({"rnn.weight_hh_l0": torch.tensor(3 * q), "rnn.bias_ih_l0": zeros,
+                              "rnn.weight_ih_l0": torch.zeros(7, 4, dtype=torch.float64),
+                              "rnn.bias_hh_l0": zeros})
+    report = bptt(source, BpttOptions(lags="1..300", probe=ProbeSpec(batch=2, steps=300,
+                                                                      input_scale=0.0)))
+    item = report.recurrences[0]
+    assert item.rows[-1].log10_norm == pytest.approx(300 * np.log10(3), rel=1e-12)
+    assert item.omega == pytest.approx(4 * 300, rel=1e-12)

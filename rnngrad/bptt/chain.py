@@ -46,6 +46,7 @@ class ProductChain:
             self._buffer[:, self._rows[name]] = rider
             start += rider.shape[1]
         self.log_scale = torch.zeros(batch, dtype=torch.float64, device=device)
+        self.last_factor: torch.Tensor | None = None
 
     @property
     def product(self) -> torch.Tensor:
@@ -71,15 +72,18 @@ class ProductChain:
     def rescale(self) -> torch.Tensor:
         """Divide by the Frobenius norm where it left [1e-100, 1e100] (or is 0), accumulating
         log10 of the factor; returns the Frobenius norms (B,) of the rescaled products.
+        ``last_factor``: the factors (B,) this call divided by, None when it divided nothing.
 
         Rescaling only then saves two passes over P per step. An exactly zero product stays
         zero with log scale −∞.
         """
         scale = frobenius(self.product)
         outside = (scale > RESCALE_ABOVE) | (scale < 1.0 / RESCALE_ABOVE)
+        self.last_factor = None
         if not bool(outside.any()):
             return scale
         factor = torch.where(outside & (scale > 0), scale, torch.ones_like(scale))
+        self.last_factor = factor
         self._buffer /= factor[:, None, None]
         log_scale = self.log_scale + torch.log10(factor).to(torch.float64)
         self.log_scale = torch.where(scale > 0, log_scale, torch.full_like(log_scale, -math.inf))

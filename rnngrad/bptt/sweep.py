@@ -82,13 +82,14 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
         batch, block_size, block, dtype=dtype, device=device)
     chain = ProductChain(batch, size, _riders(tracker, readout, batch, size, block),
                          dtype=dtype, device=device)
-    omega = torch.zeros(batch, dtype=torch.float64, device=device)
+    signal_norms = torch.empty(lags[-1], batch, dtype=dtype, device=device)
     equations = rec.equations
     for lag in range(1, lags[-1] + 1):
-        before = _signal_norm(chain)
         chain.multiply(equations, weights, trace.caches[steps - lag], rec.nonlinearity)
-        omega += (_renormalised_signal(chain, before).to(torch.float64) - 1) ** 2
+        _renormalise_signal(chain, signal_norms[lag - 1])
         frobenius_norm = chain.rescale()
+        if chain.last_factor is not None:  # the rescale divided δ too: unit again
+            chain.rider(SIGNAL).mul_(chain.last_factor[:, None, None])
         if lag in wanted:
             _record(chain, tracker, block, block_size < size, frobenius_norm, out, wanted[lag])
         if on_lag:
@@ -98,21 +99,24 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     return Profile(lags=lags, log10_norm=out["norm"], log10_frobenius=out["frob"],
                    log10_grad=out["grad"], right=top.right.cpu().numpy(),
                    left=top.left.cpu().numpy(), log10_sigma=_log10(top.sigma) + logs,
-                   omega=omega.cpu().numpy())
+                   omega=_omega(signal_norms))
 
 
-def _signal_norm(chain: ProductChain) -> torch.Tensor:
-    """‖δ‖ (B,) of the error signals riding on the chain."""
-    return torch.linalg.vector_norm(chain.rider(SIGNAL)[:, 0], dim=-1)
-
-
-def _renormalised_signal(chain: ProductChain, before: torch.Tensor) -> torch.Tensor:
-    """After a step δ ← δ J: the ratios ‖δ J‖/‖δ‖ (NaN where δ was zero), and δ J made unit in
-    place (zero stays zero), so the signal neither over- nor underflows over long sweeps."""
+def _renormalise_signal(chain: ProductChain, norm: torch.Tensor) -> None:
+    """After a step δ ← δ J of a unit δ: ‖δ J‖ into ``norm`` (B,) and δ J made unit in place
+    (zero stays zero), so the signal neither over- nor underflows over long sweeps."""
     signal = chain.rider(SIGNAL)
-    after = torch.linalg.vector_norm(signal[:, 0], dim=-1)
-    signal /= torch.where(after > 0, after, torch.ones_like(after))[:, None, None]
-    return after / before
+    torch.linalg.vector_norm(signal[:, 0], dim=-1, out=norm)
+    signal /= norm.clamp_min(torch.finfo(norm.dtype).tiny)[:, None, None]
+
+
+def _omega(norms: torch.Tensor) -> np.ndarray:
+    """Ω (B,) from the per-step ‖δ_(k+1) J‖ of unit δ's (L, B): Σ (ratio − 1)², where a step
+    from an exactly zero δ (the step before gave 0) has no ratio and makes Ω NaN."""
+    values = norms.to(torch.float64)
+    before = torch.ones_like(values)
+    before[1:] = (values[:-1] > 0).to(values.dtype)
+    return ((values / before - 1) ** 2).sum(dim=0).cpu().numpy()
 
 
 def _riders(tracker: LeadingSingular | None, readout: torch.Tensor, batch: int, size: int,

@@ -37,6 +37,7 @@ from rnngrad.lyapunov.qr import RawSpectrum, initial_basis, qr_exponents
 from rnngrad.lyapunov.report import LyapunovReport, RecurrenceExponents, RunningEstimates
 from rnngrad.lyapunov.verdict import LyapunovVerdict, lyapunov_verdict, overflow_reason
 from rnngrad.probes.sequences import Probe
+from rnngrad.probes.spec import ProbeSpec
 from rnngrad.report import ModelInfo, finite_or_none
 
 Progress = Callable[[int, int, str], None]
@@ -70,12 +71,15 @@ def lyapunov(source: Any, options: LyapunovOptions | None = None, *,
 
 
 def largest_exponents(bundle: WeightBundle, options: BpttOptions,
-                      on_progress: Progress | None = None) -> dict[str, RecurrenceExponents]:
+                      on_progress: Progress | None = None, *,
+                      length: ProbeSpec = DEFAULT_PROBE) -> dict[str, RecurrenceExponents]:
     """λ_1 of every recurrence of ``options.modules``, by weight_hh name, for ``check`` and the
-    training monitor: lyapunov's own long probe (a window of a hundred steps says nothing of a
-    limit) with the bptt options' seed, input scale, probe file, precision and reading."""
+    training monitor: a long probe of ``length``'s batch, burn-in and steps (lyapunov's own by
+    default: a window of a hundred steps says nothing of a limit) with the bptt options' seed,
+    input scale, probe file, precision and reading."""
     probe = options.probe
-    spec = replace(DEFAULT_PROBE, seed=probe.seed, input_scale=probe.input_scale,
+    spec = replace(DEFAULT_PROBE, batch=length.batch, steps=length.steps,
+                   burn_in=length.burn_in, seed=probe.seed, input_scale=probe.input_scale,
                    inputs=probe.inputs, tokens=probe.tokens, tokens_file=probe.tokens_file,
                    initial_state=probe.initial_state)
     report = lyapunov(bundle, LyapunovOptions(
