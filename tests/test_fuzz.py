@@ -38,6 +38,8 @@ from inprocess import time_limit  # noqa: E402
 import rnngrad  # noqa: E402
 from rnngrad.errors import RnngradError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # fuzzing: the full suite runs it, the fast loop does not
+
 try:
     from rnngrad.probes.lags import parse_lags
 except ImportError as _e:  # reported by the `parse` fixture, not at collection

@@ -55,8 +55,12 @@ def _invocations(fmt: str) -> list:
             if name in corpus.PAYLOAD_CASES | corpus.MEMORY_CASES:
                 continue  # their text runs prove the refusal; JSON errors are tested below
             cmds = cmds[:1]
-        for cmd in cmds:
-            out.append(pytest.param((name, cmd, fmt), id=f"{kind}-{name}-{cmd}"))
+        for index, cmd in enumerate(cmds):
+            # the fast loop: each case's primary command, as text; the memory classes (whole
+            # processes under RLIMIT_AS, seconds each) and JSON run in the full suite
+            slow = index or fmt == "json" or name in corpus.MEMORY_CASES
+            marks = (pytest.mark.slow,) if slow else ()
+            out.append(pytest.param((name, cmd, fmt), id=f"{kind}-{name}-{cmd}", marks=marks))
     return out
 
 
@@ -376,6 +380,7 @@ def test_cli_json_error(inv, built_corpus, cli_results):
         f"message/hint should mention {case.expect!r}{res.describe()}")
 
 
+@pytest.mark.slow
 def test_valid_model_is_accepted(built_corpus, tmp_path):
     """Control: the reference model used by probe/lag cases must work."""
     exe = rnngrad_executable()

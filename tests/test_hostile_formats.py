@@ -133,6 +133,7 @@ def test_hostile_file_is_refused_cleanly(name, command, format_corpus, guarded_r
         _check_refusal(case, result.rc, result.stderr, fingerprints[name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", cf.case_names())
 def test_hostile_file_is_a_json_error(name, format_corpus, guarded_results, tmp_path):
     cases, fingerprints = format_corpus

@@ -130,6 +130,7 @@ def test_an_ascii_only_terminal_gets_question_marks_not_a_crash(model, command):
     assert error.code == 2 and error.stderr.startswith("rnngrad: error: --seed -1")
 
 
+@pytest.mark.slow
 def test_a_c_locale_without_utf8_runs(model):
     result = _run(["check", model, *FAST, "--explode-above", "1e4"],
                   env={"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0",
@@ -145,6 +146,7 @@ def test_columns_0_still_prints_the_report(model, command):
     assert outcome.code == 0 and "rnn L0" in outcome.stdout, outcome
 
 
+@pytest.mark.slow
 def test_library_warnings_never_reach_stderr(model):
     """An input scale of 1e308 overflows NumPy's multiply (a RuntimeWarning) and the forward
     pass; the report says so, stderr stays empty."""

@@ -309,6 +309,7 @@ def kicked_probe(tmp_path, batch: int, length: int) -> str:
     return str(tmp_path / "kick.npy")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gain", [2.0, 3.0])
 def test_random_tanh_network_matches_the_mean_field_lambda_1(gain, tmp_path):
     """N = 500; at g = 1.5 the finite-size spread is larger: benchmarks/bench_lyapunov.py
@@ -321,6 +322,7 @@ def test_random_tanh_network_matches_the_mean_field_lambda_1(gain, tmp_path):
                                                                abs=0.01)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gain", [0.5, 0.9])
 def test_random_tanh_network_below_the_transition_is_ln_g_rho(gain):
     """No input: the state stays at 0, where J = gW: λ_1 = ln(g ρ(W))."""

@@ -120,6 +120,7 @@ def assert_png(path: Path) -> np.ndarray:
 # --- spectrum -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_spectrum_svg_all_eigenvalues(tmp_path, gru_values):
     target = tmp_path / "spectrum.svg"
     save_plot(gru_values, str(target))
@@ -312,6 +313,7 @@ def test_svg_has_no_date(tmp_path, elman_bptt):
     assert "<dc:date>" not in text and "Matplotlib v" not in text
 
 
+@pytest.mark.slow
 def test_global_matplotlib_state_untouched(tmp_path, elman_bptt, gru_spectrum):
     before = dict(matplotlib.rcParams)
     save_plot(elman_bptt, str(tmp_path / "a.png"))

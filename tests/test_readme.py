@@ -31,6 +31,7 @@ def test_quick_start_runs_the_main_job():
     assert 'pip install -e ".[test]" && python -m pytest -q' in (ROOT / ".ci/run").read_text()
 
 
+@pytest.mark.slow
 def test_pyproject_example_runs_check_and_its_baseline(tmp_path):
     (config,) = [block for block in blocks("toml") if "[tool.rnngrad]" in block]
     checkpoints = tmp_path / "checkpoints"
@@ -62,6 +63,7 @@ def test_map_example_reads_a_research_checkpoint(tmp_path):
     assert "leaky" in result.stdout and "relu" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_api_example_runs(monkeypatch):
     (code,) = [block for block in blocks("python") if "import rnngrad\n" in block]
     monkeypatch.chdir(ROOT)
