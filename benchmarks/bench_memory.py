@@ -60,7 +60,7 @@ def cut_sweep(rec, weights, trace, lags, **kwargs):
     return Profile(lags=lags, log10_norm=stretch(done.log10_norm),
                    log10_frobenius=stretch(done.log10_frobenius),
                    log10_grad=stretch(done.log10_grad), right=done.right, left=done.left,
-                   log10_sigma=done.log10_sigma)
+                   log10_sigma=done.log10_sigma, omega=done.omega)
 
 analysis.sweep = cut_sweep
 from rnngrad.cli import main
