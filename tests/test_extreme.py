@@ -4,6 +4,7 @@ against numpy.linalg (LAPACK) and the cells' torch equations."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -100,19 +101,24 @@ def test_leading_eigenvectors_real_and_complex(seed):
 
 def _elman(nonlinearity: str, bias: bool, seed: int):
     torch.manual_seed(seed)
-    module = torch.nn.RNN(3, 12, nonlinearity=nonlinearity, bias=bias).double()
+    module = torch.nn.RNN(3, 12, nonlinearity="relu" if nonlinearity == "relu" else "tanh",
+                          bias=bias).double()  # the weights; the metadata names φ
     with torch.no_grad():
         for name, param in module.named_parameters():
             if name.startswith("bias"):
                 param.mul_(4.0)  # slopes at rest well away from 1 (and relu units off)
     state = {f"rnn.{k}": v for k, v in module.state_dict().items()}
-    bundle = from_state_dict(state, metadata={"rnn.nonlinearity": nonlinearity})
-    return bundle, find_recurrences(bundle)[0]
+    pytorch_name = "relu" if nonlinearity == "relu" else "tanh"
+    bundle = from_state_dict(state, metadata={"rnn.nonlinearity": pytorch_name})
+    # other φ as a Keras or ONNX file names them (a state dict can only say tanh or relu)
+    return bundle, dataclasses.replace(find_recurrences(bundle)[0], nonlinearity=nonlinearity)
 
 
-@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu", "sigmoid", "identity", "softsign", "elu"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_elman_rest_jacobian_closed_form_equals_the_torch_equations(nonlinearity, bias):
+    """NumPy's closed form where it knows φ', the cell's equations otherwise: both agree with
+    one step of the torch equations (a Keras/ONNX Elman cell may use any activation)."""
     bundle, rec = _elman(nonlinearity, bias, seed=1)
     weights = cell_weights(bundle, rec)
     through_torch = equations_rest_jacobian(rec, weights)  # tanh in torch and NumPy: ulps apart
@@ -123,13 +129,15 @@ def test_elman_rest_jacobian_closed_form_equals_the_torch_equations(nonlinearity
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sample", ["elman_exploding.safetensors", "elman_relu_npz.npz"])
-def test_spectrum_of_an_elman_file_never_imports_torch(sample):
+@pytest.mark.parametrize("sample, options", [("elman_exploding.safetensors", ()),
+                                             ("elman_relu_npz.npz", ()),
+                                             ("elman_relu_npz.npz", ("--leak", "0.2"))])
+def test_spectrum_of_an_elman_or_leaky_file_never_imports_torch(sample, options):
     from conftest import SAMPLES
     from test_layout import _imported_after
 
-    imported = _imported_after(
-        f"from rnngrad.cli import main; main(['spectrum', {str(SAMPLES / sample)!r}, '-q'])")
+    argv = ["spectrum", str(SAMPLES / sample), "-q", *options]
+    imported = _imported_after(f"from rnngrad.cli import main; main({argv!r})")
     assert "numpy" in imported and "torch" not in imported
 
 

@@ -26,25 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, times
 
-REST_SLOPE = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "identity": 1.0}
-
-
 def rate_and_slope(x: torch.Tensor, nonlinearity: str) -> tuple[torch.Tensor, torch.Tensor]:
     """φ(x) and φ'(x); relu's slope is 1[x > 0], as autograd takes it."""
     return value_and_slope(x, nonlinearity)
-
-
-def effective_matrix(weight_hh: np.ndarray, alpha: float, nonlinearity: str) -> np.ndarray:
-    """(1 − α) I + α φ'(0) W: the step Jacobian at rest (x = 0)."""
-    size = weight_hh.shape[0]
-    return (1 - alpha) * np.eye(size) + alpha * REST_SLOPE[nonlinearity] * weight_hh
 
 
 @dataclass(frozen=True)
@@ -81,5 +71,5 @@ class LeakyCell:
         return torch.add((1 - self.alpha) * vectors, scaled, alpha=self.alpha)
 
     def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
-        """``{"hh": W}`` (N × N); :func:`effective_matrix` gives the step Jacobian at rest."""
+        """``{"hh": W}`` (N × N); :func:`~rnngrad.cells.rest.effective_matrix` gives the step Jacobian at rest."""
         return gate_blocks(SPECS["leaky"], w.weight_hh)

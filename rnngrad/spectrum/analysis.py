@@ -5,11 +5,12 @@ A *source* is a path, a :class:`~rnngrad.io.WeightBundle`, a state dict or a
 front end can show progress; the analysis itself never prints.
 
 A leaky recurrence reports two blocks: ``hh`` (W itself) and ``eff``, the step Jacobian at
-rest (1 − α)I + α φ'(0) W (:mod:`rnngrad.cells.leaky`); a low-rank W = m nᵀ/N is analysed
+rest (1 − α)I + α φ'(0) W (:func:`rnngrad.cells.rest.effective_matrix`); a low-rank W = m nᵀ/N is analysed
 through its r × r problem (:mod:`rnngrad.spectrum.lowrank`).
 
 Torch is imported only where it is needed: to read a ``.pt`` file, and for the rest-state
-Jacobian of a gated cell (:mod:`rnngrad.cells.rest`). Elman, leaky and low-rank recurrences of
+Jacobian of a gated cell or an Elman cell with a nonlinearity the closed form does not know
+(:func:`rnngrad.cells.rest.has_closed_form`). Other Elman, leaky and low-rank recurrences of
 a safetensors or npz file are analysed with NumPy alone, which saves the 1.5–2 s of importing
 torch in a process that does nothing else.
 """
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rnngrad.cells import Recurrence, gate_blocks
-from rnngrad.cells.rest import CLOSED_FORM, rest_jacobian_of
+from rnngrad.cells.rest import has_closed_form, rest_jacobian_of
 from rnngrad.conventions.understand import understand
 from rnngrad.conventions.options import with_settings
 from rnngrad.errors import ResourceError
@@ -85,7 +86,7 @@ def memory_needed(rec: Recurrence, *, with_torch: bool) -> int:
 def check_spectrum_memory(rec: Recurrence, max_memory_gib: float) -> None:
     """Refuse before allocating when :func:`memory_needed` passes ``--max-memory``."""
     size = rec.state_size
-    with_torch = "torch" in sys.modules or rec.cell not in CLOSED_FORM
+    with_torch = "torch" in sys.modules or not has_closed_form(rec)
     needed = memory_needed(rec, with_torch=with_torch)
     if needed > max_memory_gib * 1024**3:
         raise ResourceError(f"{rec.weight_hh}: the spectrum of this {size}-state recurrence "
