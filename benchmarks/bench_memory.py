@@ -24,7 +24,6 @@ Threads: one per process (OMP/MKL/OpenBLAS), so the rows do not depend on the ma
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

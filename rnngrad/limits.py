@@ -17,3 +17,13 @@ def gib(count: int | float) -> str:
     if count >= 1024**3:
         return f"{count / 1024**3:.1f} GiB"
     return f"{count / 1024**2:.1f} MiB"
+
+
+def allocation_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's allocator running out of memory (a RuntimeError that says
+    so), as opposed to a bug."""
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc)
+    return "can't allocate memory" in text or "DefaultCPUAllocator" in text or (
+        "out of memory" in text.lower())

@@ -18,7 +18,6 @@ import os
 import pathlib
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from typing import Callable
 

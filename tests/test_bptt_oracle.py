@@ -294,3 +294,20 @@ def test_omega_is_exact_across_the_products_rescaling(tmp_path):
     item = report.recurrences[0]
     assert item.rows[-1].log10_norm == pytest.approx(300 * np.log10(3), rel=1e-12)
     assert item.omega == pytest.approx(4 * 300, rel=1e-12)
+
+
+def test_float32_products_are_rescaled_before_they_overflow(tmp_path):
+    """3Q over 150 lags is 3^150 ≈ 1e71, past float32's 3.4e38: the float32 chain must rescale
+    (its threshold is float32's, not float64's 1e100) and give log10 ‖P_ℓ‖ = ℓ·log10 3."""
+    from rnngrad.io import from_state_dict
+
+    q, _ = np.linalg.qr(np.random.default_rng(12).standard_normal((7, 7)))
+    zeros = torch.zeros(7, dtype=torch.float64)
+    source = from_state_dict({"rnn.weight_hh_l0": torch.tensor(3 * q), "rnn.bias_ih_l0": zeros,
+                              "rnn.weight_ih_l0": torch.zeros(7, 4, dtype=torch.float64),
+                              "rnn.bias_hh_l0": zeros})
+    report = bptt(source, BpttOptions(lags="1,100,150", dtype="float32",
+                                      probe=ProbeSpec(batch=2, steps=150, input_scale=0.0)))
+    rows = report.recurrences[0].rows
+    assert [row.log10_norm for row in rows] == pytest.approx(
+        [np.log10(3), 100 * np.log10(3), 150 * np.log10(3)], rel=1e-5)

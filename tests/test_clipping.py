@@ -8,7 +8,6 @@ detached ℓ* steps before the end), never through rnngrad's code.
 from __future__ import annotations
 
 import json
-import zlib
 
 import numpy as np
 import pytest

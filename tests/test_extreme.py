@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -66,6 +67,20 @@ def test_not_converged_returns_none_and_spectral_norm_uses_lapack(monkeypatch):
     top, bottom = extreme_singular_values(a)
     values = np.linalg.svd(a, compute_uv=False)
     assert (top, bottom) == pytest.approx((values[0], values[-1]), rel=1e-13)
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e-160])
+def test_entries_whose_gram_matrix_overflows_fall_back_to_lapack(scale, monkeypatch):
+    """AᵀA of entries near 1e160 overflows (and of 1e-160 underflows): no crash, no warning,
+    LAPACK's SVD gives the numbers (it scales internally)."""
+    monkeypatch.setattr(matrix, "EXACT_SVD_MAX", 16)
+    a = gaussian(60, 5) * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec = analyze_matrix(a, gamma=1.0)
+    values = np.linalg.svd(a, compute_uv=False)
+    assert spec.sigma_max == pytest.approx(values[0], rel=1e-12)
+    assert spec.sigma_min == pytest.approx(values[-1], rel=1e-10)
 
 
 @pytest.mark.parametrize("size,seed", [(40, 0), (90, 3), (130, 11)])

@@ -23,7 +23,6 @@ from rnngrad.lyapunov.meaning import (doubling_time, entropy_rate, half_life, ka
                                       time_scales)
 from rnngrad.lyapunov.qr import initial_basis
 from rnngrad.lyapunov.verdict import lyapunov_verdict
-from rnngrad.probes import ProbeSpec
 
 FIXED_POINT = dict(steps=5000, burn_in=1000, batch=2, input_scale=0.0)
 
@@ -379,12 +378,14 @@ def test_report_round_trips_through_strict_json():
     assert LyapunovReport.from_dict(data) == report
 
 
-def test_annihilated_directions_are_null_with_a_reason():
-    """ReLU at rest: every unit dead, every step Jacobian zero: all exponents −∞."""
-    report = lyapunov(elman(np.eye(5), nonlinearity="relu"), k=3, steps=100, burn_in=10,
+@pytest.mark.parametrize("k", [1, 3])
+def test_annihilated_directions_are_null_with_a_reason(k):
+    """ReLU at rest: every unit dead, every step Jacobian zero: all exponents −∞ (k = 1, the
+    normalisation that replaces the QR for λ_1 alone, included)."""
+    report = lyapunov(elman(np.eye(5), nonlinearity="relu"), k=k, steps=100, burn_in=10,
                       batch=2, input_scale=0.0)
     data = report.to_dict()["recurrences"][0]
-    assert data["exponents"] == [None, None, None]
+    assert data["exponents"] == [None] * k
     assert "−∞" in data["exponents_reason"] and data["verdict"] == "stable"
     assert LyapunovReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
 

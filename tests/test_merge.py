@@ -64,15 +64,21 @@ def test_what_merge_refuses(tmp_path):
     text.write_text("not json")
     failed = tmp_path / "failed.json"
     failed.write_text(json.dumps({"error": {"message": "m.pt: unreadable", "hint": "h"}}))
+    bare_error = tmp_path / "bare_error.json"
+    bare_error.write_text(json.dumps({"error": "x"}))
+    thin = tmp_path / "thin.json"
+    thin.write_text(json.dumps({"command": "check", "thresholds": []}))
     spectrum = tmp_path / "spectrum.json"
     spectrum.write_text(run_cli("spectrum", str(SAMPLES / "elman_exploding.safetensors"),
                                 "--format", "json").stdout)
     for path, words in ((text, "not JSON"), (failed, "stopped with an error"),
                         (spectrum, "not a rnngrad check report"),
+                        (bare_error, "stopped with an error"),
+                        (thin, "not a rnngrad check report"),
                         (tmp_path / "missing.json", "no such file")):
         result = run_cli("merge", str(path))
         assert result.returncode == 2 and words in result.stderr, (path, result.stderr)
-        assert "Traceback" not in result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     with pytest.raises(OptionError):
         merge_reports([])
 
@@ -119,3 +125,17 @@ def test_the_shell_recipe_in_the_docs_runs(folder, monkeypatch):
         assert run_cli(*args, *QUICK).returncode == 0
     result = run_cli(*shlex.split(merge)[1:])
     assert result.returncode == 0 and "all 4 checks passed" in result.stdout  # 3 models, 4 rnns
+
+
+def test_shards_of_one_configuration_with_overrides_merge(folder):
+    """A per-model override that matches the first model of one shard only: the shards still
+    name the thresholds of the configuration they share, so they merge into the single run."""
+    config = folder.parent / "pyproject.toml"
+    config.write_text('[tool.rnngrad]\nexplode-above = 2.0\nvanish-below = 1e-3\n\n'
+                      '[[tool.rnngrad.overrides]]\npath = "*step_2*"\nexplode-above = 50.0\n')
+    extra = ("--config", str(config))
+    single = run_cli("check", str(folder), *QUICK, *extra, "--format", "json")
+    merged = run_cli("merge", *shards(folder, 2, *extra), "--format", "json")
+    assert merged.returncode == single.returncode, merged.stderr
+    assert json.loads(merged.stdout) == json.loads(single.stdout)
+    assert json.loads(merged.stdout)["thresholds"]["explode-above"] == 2.0

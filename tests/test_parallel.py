@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from conftest import SAMPLES, run_cli
-from rnngrad.errors import LoadError, OptionError
+from rnngrad.errors import LoadError, OptionError, ResourceError
 from rnngrad.gate.config import CheckConfig, config_from_values
 from rnngrad.gate.parallel import measured, threads_per_job
 
@@ -55,7 +56,24 @@ def _measure(source, config, on_progress):
     """A stand-in measurement for the worker pool: fails on names that say so."""
     if "bad" in source:
         raise LoadError(f"{source}: cannot be read", "re-save it")
+    if "allocator" in source:  # what torch raises when the system refuses memory
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 9000000000 bytes")
+    if "killed" in source:  # the OOM killer, as the parent sees it
+        os._exit(137)
     return (source, config.bptt.lags)
+
+
+def test_a_worker_out_of_memory_or_killed_is_that_models_error():
+    outcomes = list(measured(["m0", "allocator"], [CheckConfig()] * 2, jobs=2,
+                             measure=_measure))
+    assert outcomes[0].result()[0] == "m0"
+    with pytest.raises(MemoryError):
+        outcomes[1].result()
+    # a dead worker breaks the pool: its model (and any not yet returned) is an error
+    outcomes = list(measured(["m0", "killed"], [CheckConfig()] * 2, jobs=2, measure=_measure))
+    with pytest.raises(ResourceError, match="killed: a worker process died"):
+        outcomes[1].result()
 
 
 def test_outcomes_come_in_order_and_errors_keep_class_message_and_hint():

@@ -4,7 +4,6 @@ where x_50 changes attractor (seed Sec. "Exploding and vanishing gradients", Fig
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest

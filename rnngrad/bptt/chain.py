@@ -12,9 +12,11 @@ and the step Jacobian is written into a third one. A cell may multiply without f
 (``multiply_jacobian``: the Elman cell scales columns and multiplies by W_hh, one (B·(S+R) × S)
 by (S × S) product).
 
-Whenever the product's Frobenius norm leaves [1e-100, 1e100] every row (riders included) is
-divided by it and log10 of the factor is accumulated, so norms that over- or underflow float64
-stay finite in log space; riders keep their meaning x_0 P_ℓ up to the same factor.
+Whenever the product's Frobenius norm leaves [1e-100, 1e100] (float32: [7e-10, 1.4e9]) every
+row is divided by it and log10 of the factor is accumulated, so norms that over- or underflow
+stay finite in log space; the readout and tracker riders keep their meaning x_0 P_ℓ up to the
+same factor (:mod:`rnngrad.bptt.sweep` keeps its error-signal rider unit by multiplying the
+factor back, ``last_factor``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class ProductChain:
             start += rider.shape[1]
         self.log_scale = torch.zeros(batch, dtype=torch.float64, device=device)
         self.last_factor: torch.Tensor | None = None
+        # 1e100 in float64; in float32 (max 3.4e38) max^¼ ≈ 1.4e9, so that a step may still
+        # grow the norm 1e10-fold before its sum of squares overflows
+        self._above = min(RESCALE_ABOVE, torch.finfo(dtype).max ** 0.25)
 
     @property
     def product(self) -> torch.Tensor:
@@ -70,7 +75,8 @@ class ProductChain:
         self._buffer, self._spare = self._spare, self._buffer
 
     def rescale(self) -> torch.Tensor:
-        """Divide by the Frobenius norm where it left [1e-100, 1e100] (or is 0), accumulating
+        """Divide by the Frobenius norm where it left [1e-100, 1e100] (float32: [7e-10, 1.4e9])
+        (or is 0), accumulating
         log10 of the factor; returns the Frobenius norms (B,) of the rescaled products.
         ``last_factor``: the factors (B,) this call divided by, None when it divided nothing.
 
@@ -78,7 +84,7 @@ class ProductChain:
         zero with log scale −∞.
         """
         scale = frobenius(self.product)
-        outside = (scale > RESCALE_ABOVE) | (scale < 1.0 / RESCALE_ABOVE)
+        outside = (scale > self._above) | (scale < 1.0 / self._above)
         self.last_factor = None
         if not bool(outside.any()):
             return scale

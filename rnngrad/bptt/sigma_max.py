@@ -59,8 +59,11 @@ class TopTriplet:
 class LeadingSingular:
     """Tracks the top singular triplets of the rows ``block`` of a product that grows on the right.
 
-    Call :meth:`advance` with each new factor J *before* the product is updated, and
-    :meth:`solve` with the product's rows ``P[:, block, :]`` at the lags where σ is wanted.
+    The left vectors must follow the product: either carried as rows of the product itself
+    (:class:`~rnngrad.bptt.chain.ProductChain`'s tracker rider, from :meth:`image_at_identity`,
+    as the sweep does) or by :meth:`advance` with each new factor J *before* the product is
+    updated; :meth:`solve` takes the product's rows ``P[:, block, :]`` at the lags where σ is
+    wanted.
     """
 
     def __init__(self, batch: int, size: int, block: slice, *, dtype: torch.dtype,

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from rnngrad.cells.activations import value_and_slope
 
 if TYPE_CHECKING:
     from rnngrad.cells import Recurrence
@@ -28,7 +27,6 @@ class Cell(Protocol):
     ``jacobian_product(w, cache, nonlinearity, vectors)``: J_t V for vectors V (B, S, K),
     shape (B, S, K), without forming J_t (O(S²K) per probe instead of O(S²) memory per step).
     ``output(state, hidden_size)``: the part of s_t the next layer sees, (B, P).
-    ``recurrent_blocks(w)``: the square recurrent matrices by gate name, for spectra.
     Optional, ``multiply_jacobian(w, cache, nonlinearity, rows, out)``: rows · J_t for row
     blocks (B, R, S) without forming J_t (the backward sweep uses it when a cell has it).
     """
@@ -48,9 +46,6 @@ class Cell(Protocol):
 
     def output(self, state: torch.Tensor, hidden_size: int) -> torch.Tensor:
         """The part of s_t the next layer sees, (B, P); ``hidden_size`` is H."""
-
-    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
-        """The square recurrent matrices by gate name, in the cell's gate order, for spectra."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,11 +80,6 @@ class CellWeights:
         rows = self.weight_hh.shape[0]
         zero = self.weight_hh.new_zeros(batch, rows)
         return zero + self.bias_ih if self.bias_ih is not None else zero
-
-
-def sigmoid_slope(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """σ(a) and σ'(a) = σ(a)(1 − σ(a))."""
-    return value_and_slope(a, "sigmoid")
 
 
 def row_scaled(scale: torch.Tensor, matrix: torch.Tensor,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, row_scaled, times
 
@@ -51,8 +50,3 @@ def multiply_jacobian(w: CellWeights, cache: torch.Tensor, nonlinearity: str,
     width = rows.shape[-1]
     torch.mm(rows.view(-1, width), w.weight_hh, out=out.view(-1, width))
     return out
-
-
-def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    """``{"hh": W_hh}`` (H × H)."""
-    return gate_blocks(SPECS["rnn"], w.weight_hh, w.weight_hr)

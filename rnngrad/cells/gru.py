@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope, times
+from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -58,8 +57,3 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
     through_n = (1 - z) * dn
     return (z.unsqueeze(-1) * vectors + ((h - n) * dz).unsqueeze(-1) * w_z
             + (through_n * r).unsqueeze(-1) * w_n + (through_n * h_n * dr).unsqueeze(-1) * w_r)
-
-
-def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    """``{"r": W_hr, "z": W_hz, "n": W_hn}``, each H × H (views of ``weight_hh``)."""
-    return gate_blocks(SPECS["gru"], w.weight_hh, w.weight_hr)

@@ -24,9 +24,9 @@ import torch
 from rnngrad.cells.activations import gated, value_and_slope
 from rnngrad.cells.base import CellWeights, row_scaled, times
 # Same gates, state and stored blocks as PyTorch's GRU; only the step differs.
-from rnngrad.cells.gru import output, recurrent_blocks
+from rnngrad.cells.gru import output
 
-__all__ = ["jacobian", "jacobian_product", "output", "recurrent_blocks", "step"]
+__all__ = ["jacobian", "jacobian_product", "output", "step"]
 
 
 def _recurrent_biases(w: CellWeights):

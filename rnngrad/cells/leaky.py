@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import value_and_slope
 from rnngrad.cells.base import CellWeights, times
 
@@ -69,7 +68,3 @@ class LeakyCell:
         """J_t V = (1 − α) V + α W (φ'(x_(t−1)) ⊙ V) for V (B, N, K): (B, N, K)."""
         scaled = times(w.weight_hh, cache.unsqueeze(-1) * vectors)
         return torch.add((1 - self.alpha) * vectors, scaled, alpha=self.alpha)
-
-    def recurrent_blocks(self, w: CellWeights) -> dict[str, torch.Tensor]:
-        """``{"hh": W}`` (N × N); :func:`~rnngrad.cells.rest.effective_matrix` gives the step Jacobian at rest."""
-        return gate_blocks(SPECS["leaky"], w.weight_hh)

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from rnngrad.cells import SPECS, gate_blocks
 from rnngrad.cells.activations import gated, value_and_slope
-from rnngrad.cells.base import CellWeights, row_scaled, sigmoid_slope, times
+from rnngrad.cells.base import CellWeights, row_scaled, times
 
 
 def output(state: torch.Tensor, hidden_size: int) -> torch.Tensor:
@@ -89,9 +88,3 @@ def jacobian_product(w: CellWeights, cache, nonlinearity: str,
     if w.weight_hr is not None:
         dh = times(w.weight_hr, dh)
     return torch.cat([dh, dc], dim=1)
-
-
-def recurrent_blocks(w: CellWeights) -> dict[str, torch.Tensor]:
-    """``{"i": W_hi, "f": W_hf, "g": W_hg, "o": W_ho}``, each H × H; with projection the
-    products W_h* W_hr (module doc)."""
-    return gate_blocks(SPECS["lstm"], w.weight_hh, w.weight_hr)

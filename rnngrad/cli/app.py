@@ -11,6 +11,7 @@ import typer
 from rnngrad._version import __version__
 from rnngrad.cli import common
 from rnngrad.errors import RnngradError
+from rnngrad.limits import allocation_failed
 
 try:  # typer >= 0.20 vendors click; older releases use the click package
     from typer._click.exceptions import ClickException, UsageError
@@ -77,7 +78,7 @@ def _invoke(args: list[str], json_mode: bool) -> int:
     except MemoryError:
         return _exit_with("out of memory", "analyse fewer lags or a smaller --batch", json_mode)
     except RuntimeError as exc:
-        if not _allocation_failed(exc):
+        if not allocation_failed(exc):
             return _internal_error(exc, json_mode)
         # torch's allocator says so in a RuntimeError, past what the estimates foresaw (an
         # address-space limit below --max-memory, other processes)
@@ -93,13 +94,6 @@ def _invoke(args: list[str], json_mode: bool) -> int:
     if code == 130:  # typer's silent word for a KeyboardInterrupt: main() says it
         raise KeyboardInterrupt
     return code if isinstance(code, int) else 0
-
-
-def _allocation_failed(exc: RuntimeError) -> bool:
-    """Whether torch's RuntimeError is its allocator running out of memory."""
-    text = str(exc)
-    return "can't allocate memory" in text or "DefaultCPUAllocator" in text or (
-        "out of memory" in text.lower())
 
 
 def _internal_error(exc: Exception, json_mode: bool) -> int:

@@ -140,7 +140,8 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         with progress(quiet, "check") as on_progress:
             report = run_check(paths, configs, baseline=reference, baseline_name=reference_path,
                                config_source=loaded.source, on_progress=on_progress,
-                               keep_going=True, jobs=defaults.jobs)
+                               keep_going=True, jobs=defaults.jobs,
+                               shared=defaults)
         _write_baseline(report, baseline_target, outputs)
         emit(report, format, target, outputs, quiet=quiet)
         draw_plot(report, plot, picture, outputs)

@@ -28,7 +28,6 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from rnngrad.bptt.options import BpttOptions
 from rnngrad.errors import RnngradError
 from rnngrad.gate.baseline import compare
 from rnngrad.gate.config import LYAPUNOV_THRESHOLDS, CheckConfig, config_from_values
@@ -207,21 +206,24 @@ def _fmt(log_value: float | None) -> str:
 def run_check(sources: list[Any], configs: list[CheckConfig], *,
               baseline: dict[str, Any] | None = None, baseline_name: str | None = None,
               config_source: str | None = None, on_progress: Progress | None = None,
-              keep_going: bool = False, jobs: int | None = 1) -> CheckReport:
+              keep_going: bool = False, jobs: int | None = 1,
+              shared: CheckConfig | None = None) -> CheckReport:
     """Measure and evaluate each source with its own config, in order; ``jobs`` worker
     processes measure models in parallel (None: one per core; :mod:`rnngrad.gate.parallel`),
-    with results, errors and order as with one.
+    with results, errors and order as with one. The report's ``thresholds`` are those of
+    ``shared``, the configuration before per-model overrides (default: the first model's), so
+    shards of one run name the same thresholds whichever models they hold.
 
     With ``keep_going`` a model that cannot be checked (unreadable, unsafe, no recurrence,
     bad probe, too large) becomes a :class:`ModelError` in ``errors`` and the others are
-    still measured; without it, its :class:`~rnngrad.errors.RnngradError` propagates (and
-    stops the workers).
+    still measured; without it, its :class:`~rnngrad.errors.RnngradError` propagates (models
+    not yet started are not measured).
     """
     all_figures, results, errors = [], [], []
     outcomes = measured(sources, configs, jobs=jobs or available_cores(), measure=measure,
                         on_progress=on_progress)
     with contextlib.closing(outcomes):
-        for source, config, outcome in zip(sources, configs, outcomes):
+        for outcome, source, config in zip(outcomes, sources, configs):  # outcomes first: it ends
             try:
                 figures = outcome.result()
             except (RnngradError, MemoryError) as exc:
@@ -233,7 +235,8 @@ def run_check(sources: list[Any], configs: list[CheckConfig], *,
             results += evaluate(figures, config)
             if baseline is not None:
                 results += compare(figures, baseline, config)
-    thresholds = configs[0].thresholds() if configs else {}
+    shared = shared or (configs[0] if configs else None)
+    thresholds = shared.thresholds() if shared else {}
     return CheckReport(models=tuple(all_figures), results=tuple(results),
                        thresholds=tuple(ThresholdLimit(name=name, limit=limit)
                                         for name, limit in thresholds.items()),

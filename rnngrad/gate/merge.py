@@ -50,11 +50,13 @@ def read_report(path: Path) -> CheckReport:
                           "pass the files `rnngrad check --format json --output FILE` wrote"
                           ) from None
     if isinstance(data, dict) and "error" in data and "command" not in data:
-        raise OptionError(f"{path}: that check stopped with an error: "
-                          f"{data['error'].get('message', '?')}", "fix that shard and rerun it")
+        error = data["error"]
+        message = error.get("message", "?") if isinstance(error, dict) else "?"
+        raise OptionError(f"{path}: that check stopped with an error: {message}",
+                          "fix that shard and rerun it")
     try:
         return CheckReport.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OptionError(f"{path}: not a rnngrad check report ({exc})",
                           "pass the files `rnngrad check --format json --output FILE` wrote"
                           ) from None

@@ -17,7 +17,8 @@ Without a fork server (Windows) workers are spawned, fresh interpreters that imp
 Threads: a worker gets ``cores // N`` threads (at least one) for torch, OpenMP, MKL and
 OpenBLAS, so N workers do not oversubscribe the machine (two 2-thread BLAS pools on 2 busy
 cores run several times slower than one). ``--jobs 1`` runs in the calling process, exactly
-as before.
+as before. Memory: ``--max-memory`` bounds each model's process, so N jobs may hold up to N
+times that; a worker the system kills is reported as its model's error.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from rnngrad.errors import RnngradError
+from rnngrad.errors import ResourceError, RnngradError
+from rnngrad.limits import allocation_failed
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # What the fork server imports before it forks workers: the analyses (and torch, NumPy).
@@ -89,7 +91,7 @@ def measured(sources: list[Any], configs: list[Any], *, jobs: int, measure: Meas
         for index, future in enumerate(futures):
             if on_progress:
                 on_progress(index, len(futures), str(sources[index]))
-            yield Outcome(lambda future=future: _unwrap(future.result()))
+            yield Outcome(lambda future=future, source=sources[index]: _result(future, source))
         if on_progress:
             on_progress(len(futures), len(futures), "done")
         finished = True
@@ -150,6 +152,24 @@ def _measure_in_worker(measure: Measure, source: Any, config: Any) -> Any:
         return measure(source, config, None)
     except RnngradError as exc:
         return _Failure(kind=type(exc), message=exc.message, hint=exc.hint)
+    except RuntimeError as exc:
+        if allocation_failed(exc):  # torch's allocator: the model's error, as MemoryError is
+            raise MemoryError(str(exc)) from None
+        raise
+
+
+def _result(future: Any, source: Any) -> Any:
+    """A worker's figures, or its error; a worker that died (killed by the system, most
+    likely for memory) is that model's error, and the models after it share the pool's fate."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _unwrap(future.result())
+    except BrokenProcessPool:
+        raise ResourceError(f"{source}: a worker process died while measuring it (killed by "
+                            "the system, most likely out of memory)",
+                            "rerun with --jobs 1, or lower --max-memory (it applies to each "
+                            "of the --jobs processes)") from None
 
 
 def _unwrap(value: Any) -> Any:

@@ -62,10 +62,16 @@ def largest_singular_value(matrix: np.ndarray, *, tolerance: float = TOLERANCE,
     block = np.random.default_rng(seed).standard_normal((size, width))
     for _ in range(MAX_ITERATIONS):
         used = _extend(a, basis, mapped, used, block)
-        values, vectors = np.linalg.eigh(mapped[:, :used].T @ mapped[:, :used])
+        try:  # entries past ~1e150 overflow AᵀA: LAPACK's SVD (the caller's fallback) scales
+            with np.errstate(over="ignore", invalid="ignore"):
+                values, vectors = np.linalg.eigh(mapped[:, :used].T @ mapped[:, :used])
+        except np.linalg.LinAlgError:
+            return None
         values, vectors = np.maximum(values[::-1], 0.0), vectors[:, ::-1]
         sigmas = np.sqrt(values)
         sigma = float(sigmas[0])
+        if not np.isfinite(sigma):
+            return None
         if sigma == 0.0:
             return 0.0 if used >= size else None
         keep = vectors[:, :width]

@@ -76,6 +76,9 @@ def _leading_eigenvector(a: np.ndarray, eigenvalue: complex) -> np.ndarray:
     where one solve leaves a residual near 1e-9). Only if its Ritz vector misses the residual
     is the complex LU of A − μI used.
     """
+    scale = float(np.abs(a).max())
+    if scale > 0 and not 1e-100 < scale < 1e100:  # A² and AᵀA would over- or underflow
+        return _leading_eigenvector(a / scale, eigenvalue / scale)  # the same eigenvectors
     n = a.shape[0]
     real = abs(eigenvalue.imag) <= 1e-14 * max(abs(eigenvalue), 1e-300)
     value = eigenvalue.real if real else eigenvalue

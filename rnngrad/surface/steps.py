@@ -22,7 +22,7 @@ from rnngrad.bptt.clipping import ClipRecommendation, ClipRule, recommend, recom
 from rnngrad.cells.stack import ForwardOverflow
 from rnngrad.report import finite_or_none
 from rnngrad.surface.options import SurfaceOptions
-from rnngrad.surface.report import PathPoint, Paths, Step, Wall, WallKind
+from rnngrad.surface.report import PathPoint, Step, Wall, WallKind
 from rnngrad.surface.slices import FoundWall
 
 
