@@ -46,8 +46,10 @@ def cases() -> list[tuple[str, list[str], float | None]]:
          rnngrad + ["inspect", str(SAMPLES / "elman_exploding.safetensors")], None),
         ("rnngrad inspect sample.npz", rnngrad + ["inspect", str(SAMPLES / "elman_relu_npz.npz")],
          None),
-        ("rnngrad spectrum sample.safetensors (imports torch)",
+        ("rnngrad spectrum sample.safetensors (Elman: NumPy only)",
          rnngrad + ["spectrum", str(SAMPLES / "elman_exploding.safetensors")], None),
+        ("rnngrad spectrum sample.safetensors (GRU: imports torch)",
+         rnngrad + ["spectrum", str(SAMPLES / "gru_bidirectional.safetensors")], None),
     ]
 
 
