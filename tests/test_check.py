@@ -84,6 +84,7 @@ def test_wrong_type_in_config_is_exit_2(project):
     assert result.returncode == 2 and "explode-above" in result.stderr
 
 
+@pytest.mark.slow
 def test_per_model_overrides_by_glob(project):
     (project / "pyproject.toml").write_text(
         "[tool.rnngrad]\nexplode-above = 1e3\nbatch = 2\n\n"

@@ -47,6 +47,12 @@ COMMANDS = corpus.case_commands()
 FULL = os.environ.get("RNNGRAD_HOSTILE_FULL", "") not in ("", "0")
 
 
+#: Cases that also run through the installed command (a sample of the ordinary ones; the
+#: payload, memory and device cases always do, see SUBPROCESS_CASES below).
+SUBPROCESS_SAMPLE = {"empty_file", "text_named_safetensors", "directory", "missing_path",
+                     "weights_nan", "huge_shape_sparse_file"}
+
+
 def _invocations(fmt: str) -> list:
     out = []
     for name, kind in SPECS:
@@ -56,9 +62,11 @@ def _invocations(fmt: str) -> list:
                 continue  # their text runs prove the refusal; JSON errors are tested below
             cmds = cmds[:1]
         for index, cmd in enumerate(cmds):
-            # the fast loop: each case's primary command, as text; the memory classes (whole
-            # processes under RLIMIT_AS, seconds each) and JSON run in the full suite
-            slow = index or fmt == "json" or name in corpus.MEMORY_CASES
+            # the fast loop: each case's primary command, as text, one real process of the
+            # sample; the memory classes (whole processes under RLIMIT_AS, seconds each), the
+            # rest of the sample and JSON run in the full suite
+            slow = (index or fmt == "json" or name in corpus.MEMORY_CASES
+                    or name in SUBPROCESS_SAMPLE - {"empty_file"})
             marks = (pytest.mark.slow,) if slow else ()
             out.append(pytest.param((name, cmd, fmt), id=f"{kind}-{name}-{cmd}", marks=marks))
     return out
@@ -162,8 +170,6 @@ def run_in_process(argv: list, cwd: pathlib.Path) -> Result:
 #: Set RNNGRAD_HOSTILE_SUBPROCESS=1 to run every call through the installed command; by
 #: default only the payload cases (and a sample per command) do, the rest run in-process.
 SUBPROCESS_ALL = os.environ.get("RNNGRAD_HOSTILE_SUBPROCESS", "") not in ("", "0")
-SUBPROCESS_SAMPLE = {"empty_file", "text_named_safetensors", "directory", "missing_path",
-                     "weights_nan", "huge_shape_sparse_file"}
 #: Always in a subprocess: payloads (a pickle that runs must not run in the test
 #: process), and what would allocate gigabytes or read /dev/zero forever on a
 #: regression (under RLIMIT_AS there).

@@ -154,6 +154,7 @@ def test_leaky_cell_at_its_fixed_point(tmp_path):
     assert item.exponents == pytest.approx(log_moduli(effective), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_symmetric_w_agrees_with_bptt_rate_exactly():
     """Symmetric W at the fixed point: ‖W^ℓ‖ = ρ^ℓ, so bptt's per-step rate is ρ = e^{λ_1}."""
     a = np.random.default_rng(5).standard_normal((10, 10))

@@ -82,7 +82,7 @@ def test_gradient_matches_autograd_through_pytorch_modules(name, tmp_path):
 
 
 # the dense Hessian of the two-layer bidirectional GRU (n = 570) takes seconds
-SLOW = {"gru-stacked-bidir-ce"}
+SLOW = {"gru-stacked-bidir-ce", "lstm-stacked-readout", "rnn-stacked-bidir-mse"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in SLOW

@@ -369,6 +369,7 @@ def test_omega_as_a_loss_term_trains():
 # --- optional dependencies ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_importing_train_needs_neither_tensorboard_nor_lightning():
     import subprocess
     import sys
