@@ -435,3 +435,16 @@ def test_the_example_training_script_runs(tmp_path, monkeypatch, capsys):
     assert "rnngrad monitor" in out and "Clipper(rule='autoclip'" in out
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in records if "grad_norm" in r] == [1, 2, 3, 4, 5, 6]
+
+
+def test_gradient_norm_of_huge_or_absent_gradients_never_raises():
+    from rnngrad.train.monitor import gradient_norm
+
+    layer = torch.nn.Linear(3, 2).double()
+    assert gradient_norm(layer) == 0.0  # no gradients yet
+    for parameter in layer.parameters():
+        parameter.grad = torch.full_like(parameter, 1e200)  # squares past float64's range
+    assert gradient_norm(layer) in (math.inf, pytest.approx(math.sqrt(8) * 1e200, rel=1e-12))
+    for parameter in layer.parameters():
+        parameter.grad = torch.full_like(parameter, 3.0)
+    assert gradient_norm(layer) == pytest.approx(math.sqrt(8 * 9), rel=1e-15)

@@ -76,8 +76,8 @@ class ProductChain:
 
     def rescale(self) -> torch.Tensor:
         """Divide by the Frobenius norm where it left [1e-100, 1e100] (float32: [7e-10, 1.4e9])
-        (or is 0), accumulating
-        log10 of the factor; returns the Frobenius norms (B,) of the rescaled products.
+        or is 0, accumulating log10 of the factor; returns the Frobenius norms (B,) of the
+        rescaled products.
         ``last_factor``: the factors (B,) this call divided by, None when it divided nothing.
 
         Rescaling only then saves two passes over P per step. An exactly zero product stays

@@ -149,16 +149,13 @@ def gradient_norm(model: torch.nn.Module) -> float:
     """‖∇θ‖ over every parameter with a gradient (0 when none has one); reads, never writes.
 
     Each tensor's norm in its own dtype (as ``clip_grad_norm_`` takes them: inf where it
-    overflows), summed in squares as Python floats: half the time of
-    ``torch.nn.utils.get_total_norm``'s grouping on a small model (80 µs a step of a 50-unit
-    RNN), which this pays on every training step.
+    overflows), joined by ``math.hypot`` in Python floats (no overflow of the squares): half
+    the time of ``torch.nn.utils.get_total_norm``'s grouping on a small model (80 µs a step of
+    a 50-unit RNN), which this pays on every training step.
     """
-    squares = 0.0
     with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.grad is not None:
-                squares += float(torch.linalg.vector_norm(parameter.grad)) ** 2
-    return math.sqrt(squares)
+        return math.hypot(*(float(torch.linalg.vector_norm(parameter.grad))
+                            for parameter in model.parameters() if parameter.grad is not None))
 
 
 def norm_stats(norms: list[float]) -> NormStats:
