@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 ELMAN_SLOPES = {
     "tanh": lambda a: 1 - np.tanh(a) ** 2,
     "relu": lambda a: (a > 0).astype(np.float64),
-    "sigmoid": lambda a: (s := 1 / (1 + np.exp(-a))) * (1 - s),
+    "sigmoid": lambda a: (s := 0.5 * (1 + np.tanh(a / 2))) * (1 - s),  # no overflow in exp
     "identity": np.ones_like,
 }
 # φ'(0) of the leaky cell's rate nonlinearities (relu: the active slope, module doc).

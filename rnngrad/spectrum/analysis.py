@@ -5,8 +5,8 @@ A *source* is a path, a :class:`~rnngrad.io.WeightBundle`, a state dict or a
 front end can show progress; the analysis itself never prints.
 
 A leaky recurrence reports two blocks: ``hh`` (W itself) and ``eff``, the step Jacobian at
-rest (1 − α)I + α φ'(0) W (:func:`rnngrad.cells.rest.effective_matrix`); a low-rank W = m nᵀ/N is analysed
-through its r × r problem (:mod:`rnngrad.spectrum.lowrank`).
+rest (1 − α)I + α φ'(0) W (:func:`rnngrad.cells.rest.effective_matrix`); a low-rank
+W = m nᵀ/N is analysed through its r × r problem (:mod:`rnngrad.spectrum.lowrank`).
 
 Torch is imported only where it is needed: to read a ``.pt`` file, and for the rest-state
 Jacobian of a gated cell or an Elman cell with a nonlinearity the closed form does not know
