@@ -6,7 +6,8 @@ in the docstring (:mod:`.elman`, :mod:`.gru`, :mod:`.gru_reset_before`, :mod:`.l
 ``jacobian_product``, ``output``; the gate blocks for spectra come from :func:`gate_blocks`);
 the weights of one recurrence as tensors (:mod:`.base`); running stacks and directions as
 PyTorch runs them (:mod:`.stack`); the step Jacobian at rest, used by ``spectrum`` and
-``bptt`` alike (:mod:`.rest`); and finding recurrences in a file by PyTorch's key patterns or a format's layouts (:mod:`.detection`).
+``bptt`` alike (:mod:`.rest`); and finding recurrences in a file by PyTorch's key patterns or
+a format's layouts (:mod:`.detection`).
 
 This module itself is torch-free: the static facts of every cell (:data:`SPECS`: gates,
 γ, state size) and :class:`Recurrence` can be used to list a file's recurrences without
