@@ -13,7 +13,9 @@ benchmarks/bench_memory.py.
 autograd replays (every large block is then mapped and returned when freed) and afterwards at
 32 MiB, the largest value the dynamic threshold takes, so the sweep's BLAS buffers keep coming
 from the warm heap (a fixed 128 KiB everywhere doubled the CPU time of a bptt run). A no-op
-where the C library is not glibc.
+where the C library is not glibc. The setting is process-wide and stays at 32 MiB after the
+first analysis with gradients: a program that calls ``rnngrad.bptt`` keeps that threshold
+(glibc's own maximum for its dynamic one), and glibc's dynamic adjustment stops.
 """
 
 from __future__ import annotations
