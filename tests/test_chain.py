@@ -81,6 +81,26 @@ def test_rescaling_keeps_riders_consistent_past_float64():
                                rtol=1e-9, atol=1e-12)
 
 
+def test_free_riders_are_multiplied_but_never_rescaled():
+    """A free rider is x_0 P_ℓ at its own scale: 1000^20 = 1e60 times a unit vector here,
+    while the product itself is rescaled (its Frobenius norm passes 1e100 at ℓ = 34)."""
+    q = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64,
+                                    generator=torch.Generator().manual_seed(5))).Q
+    start = torch.zeros(1, 1, 6, dtype=torch.float64)
+    start[0, 0, 0] = 1.0
+    chain = ProductChain(1, 6, {}, free={"x": start}, dtype=torch.float64, device="cpu")
+    for step in range(1, 41):
+        chain.multiply(Growing(q), None, None, "tanh")
+        chain.rescale()
+        if step == 20:
+            free = chain.rider("x")[0, 0]
+            assert float(torch.linalg.vector_norm(free)) == pytest.approx(1e60, rel=1e-12)
+            chain.rider("x").div_(1e60)  # its owner keeps its scale
+    assert float(chain.log_scale[0]) > 100  # the product was rescaled
+    expected = start[0] @ torch.linalg.matrix_power(q, 40) * 1000.0 ** 20
+    torch.testing.assert_close(chain.rider("x")[0], expected, rtol=1e-9, atol=0)
+
+
 def test_elman_step_without_forming_the_jacobian():
     rec, weights, trace = recurrence("RNN", hidden=7)
     equations = rec.equations

@@ -14,9 +14,9 @@ by (S × S) product).
 
 Whenever the product's Frobenius norm leaves [1e-100, 1e100] (float32: [7e-10, 1.4e9]) every
 row is divided by it and log10 of the factor is accumulated, so norms that over- or underflow
-stay finite in log space; the readout and tracker riders keep their meaning x_0 P_ℓ up to the
-same factor (:mod:`rnngrad.bptt.sweep` keeps its error-signal rider unit by multiplying the
-factor back, ``last_factor``).
+stay finite in log space; riders keep their meaning x_0 P_ℓ up to the same factor. *Free*
+riders are left out of the rescale: their owner keeps their scale itself (the sweep's error
+signal for Ω, made unit after every step).
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ class ProductChain:
     """P_ℓ for a batch of probes (B, S, S) with riders (B, R, S), starting from P_0 = I."""
 
     def __init__(self, batch: int, size: int, riders: dict[str, torch.Tensor], *,
-                 dtype: torch.dtype, device: torch.device | str) -> None:
-        """``riders``: name -> x_0 of shape (B, r, S), multiplied along as x_0 P_ℓ."""
+                 dtype: torch.dtype, device: torch.device | str,
+                 free: dict[str, torch.Tensor] | None = None) -> None:
+        """``riders``: name -> x_0 of shape (B, r, S), multiplied along as x_0 P_ℓ; ``free``:
+        riders multiplied along but never rescaled (module doc)."""
+        free = free or {}
+        riders = {**riders, **free}  # free riders last: the rescale stops before them
         extra = sum(rider.shape[1] for rider in riders.values())
         self.size = size
         self._buffer = torch.zeros(batch, size + extra, size, dtype=dtype, device=device)
@@ -47,11 +51,11 @@ class ProductChain:
             self._rows[name] = slice(start, start + rider.shape[1])
             self._buffer[:, self._rows[name]] = rider
             start += rider.shape[1]
+        self._scaled_rows = start - sum(rider.shape[1] for rider in free.values())
         self.log_scale = torch.zeros(batch, dtype=torch.float64, device=device)
-        self.last_factor: torch.Tensor | None = None
         # 1e100 in float64; in float32 (max 3.4e38) max^¼ ≈ 1.4e9, so that a step may still
         # grow the norm 1e10-fold before its sum of squares overflows
-        self._above = min(RESCALE_ABOVE, torch.finfo(dtype).max ** 0.25)
+        self._above = RESCALE_ABOVE if dtype == torch.float64 else torch.finfo(dtype).max ** 0.25
 
     @property
     def product(self) -> torch.Tensor:
@@ -77,20 +81,17 @@ class ProductChain:
     def rescale(self) -> torch.Tensor:
         """Divide by the Frobenius norm where it left [1e-100, 1e100] (float32: [7e-10, 1.4e9])
         or is 0, accumulating log10 of the factor; returns the Frobenius norms (B,) of the
-        rescaled products.
-        ``last_factor``: the factors (B,) this call divided by, None when it divided nothing.
+        rescaled products. Free riders are not divided.
 
         Rescaling only then saves two passes over P per step. An exactly zero product stays
         zero with log scale −∞.
         """
         scale = frobenius(self.product)
         outside = (scale > self._above) | (scale < 1.0 / self._above)
-        self.last_factor = None
         if not bool(outside.any()):
             return scale
         factor = torch.where(outside & (scale > 0), scale, torch.ones_like(scale))
-        self.last_factor = factor
-        self._buffer /= factor[:, None, None]
+        self._buffer[:, :self._scaled_rows] /= factor[:, None, None]
         log_scale = self.log_scale + torch.log10(factor).to(torch.float64)
         self.log_scale = torch.where(scale > 0, log_scale, torch.full_like(log_scale, -math.inf))
         return scale / factor

@@ -80,7 +80,8 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
     block_size = len(range(size)[block])
     tracker = None if block_size <= EXACT_SVD_MAX else LeadingSingular(
         batch, block_size, block, dtype=dtype, device=device)
-    chain = ProductChain(batch, size, _riders(tracker, readout, batch, size, block),
+    riders = _riders(tracker, readout, batch, size, block)
+    chain = ProductChain(batch, size, riders, free={SIGNAL: riders[READOUT].clone()},
                          dtype=dtype, device=device)
     signal_norms = torch.empty(lags[-1], batch, dtype=dtype, device=device)
     equations = rec.equations
@@ -88,8 +89,6 @@ def sweep(rec: Recurrence, weights: CellWeights, trace: Trace, lags: tuple[int, 
         chain.multiply(equations, weights, trace.caches[steps - lag], rec.nonlinearity)
         _renormalise_signal(chain, signal_norms[lag - 1])
         frobenius_norm = chain.rescale()
-        if chain.last_factor is not None:  # the rescale divided δ too: unit again
-            chain.rider(SIGNAL).mul_(chain.last_factor[:, None, None])
         if lag in wanted:
             _record(chain, tracker, block, block_size < size, frobenius_norm, out, wanted[lag])
         if on_lag:
@@ -122,11 +121,11 @@ def _omega(norms: torch.Tensor) -> np.ndarray:
 def _riders(tracker: LeadingSingular | None, readout: torch.Tensor, batch: int, size: int,
             block: slice) -> dict[str, torch.Tensor]:
     """The rows multiplied along with P from P_0 = I: the readout uᵀ (placed in the block's
-    columns), the error signal δ (the same row, renormalised each step for Ω) and the
-    tracker's left vectors U (U·P_0[block, :])."""
+    columns; also the start of the error signal δ, a free rider made unit each step for Ω)
+    and the tracker's left vectors U (U·P_0[block, :])."""
     start = readout.new_zeros(batch, 1, size)
     start[:, 0, block] = readout
-    riders = {READOUT: start, SIGNAL: start.clone()}
+    riders = {READOUT: start}
     if tracker is not None:
         riders[TRACKER] = tracker.image_at_identity(size)
     return riders
