@@ -9,13 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from rnngrad.bptt.options import CLIP_RULES, DTYPES, LOSSES, STATES, BpttOptions
-from rnngrad.cli.common import (BPTT, THRESHOLDS_PANEL, ActivationOpt, BatchOpt,
-                                BurnInOpt, Format, FormatOpt, InitialStateOpt, InputScaleOpt,
-                                InputsOpt, KeyOpt,
-                                LagsOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt,
-                                PlotOpt, QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
-                                draw_plot, emit, given, handled, model_path, outputs_for,
-                                plan_plot, planned, probe_spec, progress, value, with_default)
+from rnngrad.cli.common import (ActivationOpt, BPTT, BatchOpt, BurnInOpt, Format, FormatOpt,
+                                InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt, LagsOpt, LeakOpt,
+                                MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt,
+                                SeedOpt, StepsOpt, THRESHOLDS_PANEL, TokensFileOpt, TokensOpt,
+                                given, handled, model_path, plan_report, planned, probe_spec,
+                                progress, value, with_default)
 
 NAME = "bptt"
 State = Enum("State", {name: name for name in STATES}, type=str)
@@ -95,18 +94,16 @@ def command(model: ModelArg = None, lags: LagsOpt = None,
             modules=module, dtype=dtype, device=device, max_memory=max_memory, keys=key,
             activation=activation, leak=leak, map=map_file))
         path = model_path(model)
-        outputs = outputs_for(path, inputs, tokens_file, targets, map_file,
-                              initial_state if str(initial_state).endswith(".npy") else None)
-        target = planned(outputs, output, "--output")
-        picture = plan_plot(plot, format, target, outputs)
-        directions = planned(outputs, save_directions, "--save-directions")
+        plan = plan_report((path, inputs, tokens_file, targets, map_file,
+                            initial_state if str(initial_state).endswith(".npy") else None),
+                           format, output, plot)
+        directions = planned(plan.outputs, save_directions, "--save-directions")
         with progress(quiet, "bptt") as on_progress:
             report = bptt(path, options, on_progress=on_progress)
         if directions is not None:
             from rnngrad.bptt.directions import directions_bytes
 
-            outputs.write(directions, directions_bytes(report))
-        emit(report, format, target, outputs, quiet=quiet)
-        draw_plot(report, plot, picture, outputs)
+            plan.outputs.write(directions, directions_bytes(report))
+        plan.show(report, format, plot, quiet=quiet)
         if any(item.verdict in FAIL_ON[value(fail_on)] for item in report.recurrences):
             raise typer.Exit(1)

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, BatchOpt, InputScaleOpt, LagsOpt,
-                                LeakOpt, MapOpt, MaxMemoryOpt, OutputOpt, PlotOpt, QuietOpt,
-                                SeedOpt, StepsOpt, draw_plot, emit, error_line, handled,
-                                outputs_for, plan_plot, planned, progress, value, with_default)
+from rnngrad.cli.common import (ActivationOpt, BatchOpt, InputScaleOpt, LagsOpt, LeakOpt, MapOpt,
+                                MaxMemoryOpt, OutputOpt, PROBE_PANEL, PlotOpt, QuietOpt, SeedOpt,
+                                StepsOpt, error_line, handled, plan_report, planned, progress,
+                                value, with_default)
 from rnngrad.errors import OptionError
 from rnngrad.gate.config import CheckConfig
 
@@ -128,23 +128,20 @@ def command(models: Annotated[Optional[list[str]], typer.Argument(
         configs = [loaded.for_model(path, cli) for path in paths]
         refresh = defaults.baseline is not None and _same_file(defaults.baseline, write_baseline)
         reference_path = defaults.baseline if defaults.baseline and not refresh else None
-        outputs = outputs_for(*paths, loaded.source, reference_path,
-                              *(item for c in configs for item in (
-                                  c.bptt.probe.inputs, c.bptt.probe.tokens_file, c.bptt.map,
-                                  c.bptt.targets)))
-        target = planned(outputs, output, "--output")
-        picture = plan_plot(plot, format, target, outputs)
-        baseline_target = planned(outputs, write_baseline, "--write-baseline")
-        summary = summary_target(value(format), outputs)
+        plan = plan_report([*paths, loaded.source, reference_path,
+                            *(item for c in configs for item in (
+                                c.bptt.probe.inputs, c.bptt.probe.tokens_file, c.bptt.map,
+                                c.bptt.targets))], format, output, plot)
+        baseline_target = planned(plan.outputs, write_baseline, "--write-baseline")
+        summary = summary_target(value(format), plan.outputs)
         reference = read_baseline(Path(reference_path)) if reference_path else None
         with progress(quiet, "check") as on_progress:
             report = run_check(paths, configs, baseline=reference, baseline_name=reference_path,
                                config_source=loaded.source, on_progress=on_progress,
                                keep_going=True, jobs=defaults.jobs,
                                shared=defaults)
-        _write_baseline(report, baseline_target, outputs)
-        emit(report, format, target, outputs, quiet=quiet)
-        draw_plot(report, plot, picture, outputs)
+        _write_baseline(report, baseline_target, plan.outputs)
+        plan.show(report, format, plot, quiet=quiet)
         conclude(report, fail_on, summary)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional
@@ -245,6 +245,30 @@ def emit(report: Any, fmt: Any, output: Target | None, outputs: Outputs, *,
     except OSError as exc:  # a full disk behind a redirection: one line, not a traceback
         raise OptionError(f"stdout cannot be written ({exc.strerror})",
                           "check where the output goes (a full disk?)") from None
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """Where a command's report goes, checked before the analysis runs: the output guard of
+    its inputs, the ``--output`` file and the ``--plot`` target (None: stdout, no file)."""
+
+    outputs: Outputs
+    target: Target | None
+    picture: Target | None
+
+    def show(self, report: Any, fmt: Any, plot: str | None, *, quiet: bool = False) -> None:
+        """Render the report (:func:`emit`) and draw its ``--plot`` (:func:`draw_plot`)."""
+        emit(report, fmt, self.target, self.outputs, quiet=quiet)
+        draw_plot(report, plot, self.picture, self.outputs)
+
+
+def plan_report(inputs: tuple[str | Path | None, ...] | list, fmt: Any, output: Path | None,
+                plot: str | None = None) -> ReportPlan:
+    """The :class:`ReportPlan` of a run that reads ``inputs``: nothing it writes may be one of
+    them, and a bad ``--output`` or ``--plot`` is refused before the analysis."""
+    outputs = outputs_for(*inputs)
+    target = planned(outputs, output, "--output")
+    return ReportPlan(outputs, target, plan_plot(plot, fmt, target, outputs))
 
 
 def terminal_console() -> Any:

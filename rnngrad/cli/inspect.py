@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt, MapOpt,
-                                MaxMemoryOpt, ModelArg, OutputOpt, QuietOpt, emit, given,
-                                handled, model_path, outputs_for, planned)
+                                MaxMemoryOpt, ModelArg, OutputOpt, QuietOpt, given, handled,
+                                model_path, plan_report)
 from rnngrad.conventions.options import ReadOptions
 
 NAME = "inspect"
@@ -21,7 +21,6 @@ def command(model: ModelArg = None, key: KeyOpt = None, activation: ActivationOp
         options = ReadOptions(**given(ReadOptions, keys=key, activation=activation, leak=leak,
                                       map=map_file, max_memory=max_memory))
         path = model_path(model)
-        outputs = outputs_for(path, map_file)
-        target = planned(outputs, output, "--output")
+        plan = plan_report((path, map_file), format, output)
         report = inspect(path, options)
-        emit(report, format, target, outputs, quiet=quiet)
+        plan.show(report, format, None, quiet=quiet)

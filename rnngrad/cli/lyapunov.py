@@ -9,11 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from rnngrad.cli.common import (PROBE_PANEL, ActivationOpt, Format, FormatOpt, InputScaleOpt,
-                                InputsOpt, KeyOpt, LeakOpt, MapOpt, MaxMemoryOpt, ModelArg,
-                                OutputOpt, PlotOpt, QuietOpt, SeedOpt, TokensFileOpt, TokensOpt,
-                                draw_plot, emit, given, handled, model_path, outputs_for,
-                                plan_plot, planned, progress, value, with_default)
+from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, InputScaleOpt, InputsOpt, KeyOpt,
+                                LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PROBE_PANEL,
+                                PlotOpt, QuietOpt, SeedOpt, TokensFileOpt, TokensOpt, given,
+                                handled, model_path, plan_report, progress, value, with_default)
 from rnngrad.lyapunov.options import DTYPES, LyapunovOptions
 from rnngrad.probes.spec import ProbeSpec
 
@@ -96,12 +95,9 @@ def command(model: ModelArg = None,
             modules=module, dtype=dtype, device=device, max_memory=max_memory, keys=key,
             activation=activation, leak=leak, map=map_file))
         path = model_path(model)
-        outputs = outputs_for(path, inputs, tokens_file, map_file)
-        target = planned(outputs, output, "--output")
-        picture = plan_plot(plot, format, target, outputs)
+        plan = plan_report((path, inputs, tokens_file, map_file), format, output, plot)
         with progress(quiet, "lyapunov") as on_progress:
             report = lyapunov(path, options, on_progress=on_progress)
-        emit(report, format, target, outputs, quiet=quiet)
-        draw_plot(report, plot, picture, outputs)
+        plan.show(report, format, plot, quiet=quiet)
         if any(item.verdict in FAIL_ON[value(fail_on)] for item in report.recurrences):
             raise typer.Exit(1)

@@ -9,7 +9,7 @@ import typer
 
 from rnngrad.cli.check import (CheckFailOn, CheckFailOnOpt, CheckFormat, CheckFormatOpt,
                                conclude, summary_target)
-from rnngrad.cli.common import OutputOpt, QuietOpt, emit, handled, outputs_for, planned, value
+from rnngrad.cli.common import OutputOpt, QuietOpt, handled, plan_report, value
 
 NAME = "merge"
 
@@ -25,10 +25,9 @@ def command(reports: Annotated[list[Path], typer.Argument(
     from rnngrad.gate.merge import merge_reports, read_report
 
     with handled(format):
-        outputs = outputs_for(*reports)
-        target = planned(outputs, output, "--output")
-        summary = summary_target(value(format), outputs)
+        plan = plan_report(reports, format, output)
+        summary = summary_target(value(format), plan.outputs)
         report = merge_reports([read_report(path) for path in reports],
                                [str(path) for path in reports])
-        emit(report, format, target, outputs, quiet=quiet)
+        plan.show(report, format, None, quiet=quiet)
         conclude(report, fail_on, summary)

@@ -7,10 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from rnngrad.cli.common import (SPECTRUM, ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt,
-                                MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt,
-                                draw_plot, emit, given, handled, model_path, outputs_for,
-                                plan_plot, planned, progress, with_default)
+from rnngrad.cli.common import (ActivationOpt, Format, FormatOpt, KeyOpt, LeakOpt, MapOpt,
+                                MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt, SPECTRUM,
+                                given, handled, model_path, plan_report, progress, with_default)
 from rnngrad.spectrum.options import SpectrumOptions
 
 NAME = "spectrum"
@@ -42,13 +41,10 @@ def command(model: ModelArg = None,
                                           activation=activation, leak=leak, map=map_file,
                                           max_memory=max_memory, values=plot is not None))
         path = model_path(model)
-        outputs = outputs_for(path, map_file)
-        target = planned(outputs, output, "--output")
-        picture = plan_plot(plot, format, target, outputs)
+        plan = plan_report((path, map_file), format, output, plot)
         with progress(quiet, "spectrum") as on_progress:
             report = spectrum(path, options, on_progress=on_progress)
-        emit(report, format, target, outputs, quiet=quiet)
-        draw_plot(report, plot, picture, outputs)
+        plan.show(report, format, plot, quiet=quiet)
         matches = FAIL_ON_MATCHES[value(fail_on)]
         if any(item.verdict in matches for item in report.recurrences):
             raise typer.Exit(1)

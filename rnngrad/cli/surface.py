@@ -8,12 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from rnngrad.cli.bptt import Dtype
-from rnngrad.cli.common import (THRESHOLDS_PANEL, ActivationOpt, BatchOpt, BurnInOpt, Format,
-                                FormatOpt, InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt,
-                                LeakOpt, MapOpt, MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt,
-                                QuietOpt, SeedOpt, StepsOpt, TokensFileOpt, TokensOpt,
-                                draw_plot, emit, given, handled, model_path, outputs_for,
-                                plan_plot, planned, progress, value, with_default)
+from rnngrad.cli.common import (ActivationOpt, BatchOpt, BurnInOpt, Format, FormatOpt,
+                                InitialStateOpt, InputScaleOpt, InputsOpt, KeyOpt, LeakOpt, MapOpt,
+                                MaxMemoryOpt, ModelArg, OutputOpt, PlotOpt, QuietOpt, SeedOpt,
+                                StepsOpt, THRESHOLDS_PANEL, TokensFileOpt, TokensOpt, given,
+                                handled, model_path, plan_report, progress, value, with_default)
 from rnngrad.probes.spec import ProbeSpec
 from rnngrad.surface.options import CLIP_RULES, LOSSES, PARAMS, SurfaceOptions
 
@@ -110,14 +109,12 @@ def command(model: ModelArg = None,
                     dtype=dtype, device=device, max_memory=max_memory, keys=key,
                     activation=activation, leak=leak, map=map_file)}
         path = model_path(model)
-        outputs = outputs_for(path, inputs, tokens_file, targets, map_file,
-                              initial_state if str(initial_state).endswith(".npy") else None)
-        target = planned(outputs, output, "--output")
-        picture = plan_plot(plot, format, target, outputs)
+        plan = plan_report((path, inputs, tokens_file, targets, map_file,
+                            initial_state if str(initial_state).endswith(".npy") else None),
+                           format, output, plot)
         with progress(quiet, "surface") as on_progress:
             report = surface(path, on_progress=on_progress, **settings)
-        emit(report, format, target, outputs, quiet=quiet)
-        draw_plot(report, plot, picture, outputs)
+        plan.show(report, format, plot, quiet=quiet)
         if _fails(report.step, value(fail_on)):
             raise typer.Exit(1)
 
