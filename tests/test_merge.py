@@ -139,3 +139,12 @@ def test_shards_of_one_configuration_with_overrides_merge(folder):
     assert merged.returncode == single.returncode, merged.stderr
     assert json.loads(merged.stdout) == json.loads(single.stdout)
     assert json.loads(merged.stdout)["thresholds"]["explode-above"] == 2.0
+
+
+def test_merge_never_writes_over_a_report_it_reads(folder):
+    paths = shards(folder, 2, "--explode-above", "2")
+    before = [open(path, "rb").read() for path in paths]
+    result = run_cli("merge", *paths, "--format", "json", "--output", paths[1])
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--output" in result.stderr
+    assert [open(path, "rb").read() for path in paths] == before
